@@ -1,0 +1,1 @@
+"""The ``hwlink`` command line."""

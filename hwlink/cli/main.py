@@ -1,0 +1,31 @@
+"""Entry point of the ``hwlink`` command: the top-level group and the registry of command modules."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from hwlink import __version__
+from hwlink.cli.common import BOARD_HELP, HwlinkGroup
+
+# Each module has a ``register(group)`` that adds its commands.
+COMMAND_MODULES = (
+    "hwlink.cli.lines_cmds",
+    "hwlink.cli.demo",
+)
+
+
+@click.group(cls=HwlinkGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hwlink")
+@click.option("-b", "--board", "board_url", envvar="HWLINK_BOARD", default=None, help=BOARD_HELP)
+def cli(board_url: str | None) -> None:
+    """Drive experiment hardware and get its timestamps right."""
+
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(cli)
+
+
+def main() -> None:
+    cli(prog_name="hwlink")

@@ -1,0 +1,1 @@
+"""Clock synchronization: models of device clocks, online synchronizers, tsync files, offline correction."""
