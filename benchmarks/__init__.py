@@ -1,0 +1,1 @@
+"""hwlink benchmarks: ``python -m benchmarks [NAME...] [--quick]`` (``make bench``)."""
