@@ -14,6 +14,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from hwlink.errors import LineError
 
 U16_MAX = 0xFFFF
@@ -163,6 +165,30 @@ class ControlCommand:
         kind, duration, length = cls._HEAD.unpack_from(data)
         text = bytes(data[cls._HEAD.size : cls._HEAD.size + length]).decode()
         return cls(ControlCommandKind(kind), duration, text)
+
+
+@dataclass(slots=True)
+class SignalBlock:
+    """Samples of several lines taken on one sample clock: the bulk counterpart of LineReading.
+
+    ``data`` is samples x channels in the device's native dtype; ``timestamps`` are master-clock µs (int64),
+    one per sample row; ``first_index`` is the acquisition's sample index of row 0, so gaps are detectable.
+    """
+
+    timestamps: np.ndarray
+    data: np.ndarray
+    line_ids: tuple[int, ...]
+    first_index: int = 0
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 2 or self.data.shape[0] != self.timestamps.shape[0]:
+            raise LineError(f"SignalBlock needs samples x channels data matching {self.timestamps.shape[0]} timestamps")
+        if self.data.shape[1] != len(self.line_ids):
+            raise LineError(f"SignalBlock has {self.data.shape[1]} channels but {len(self.line_ids)} line ids")
+
+    @property
+    def length(self) -> int:
+        return int(self.timestamps.shape[0])
 
 
 class CommandPort(Protocol):

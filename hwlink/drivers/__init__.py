@@ -7,6 +7,7 @@ nidaqmx-specific code that is not used.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 
 from hwlink.clock import MasterClock
 from hwlink.drivers.base import Board, ReadingStream, Subscription
@@ -16,12 +17,37 @@ from hwlink.errors import ConfigError
 
 __all__ = [
     "Board", "LineInfo", "LineMode", "PulseTrain", "ReadingStream", "Subscription",
-    "known_schemes", "open_board", "register_scheme",
+    "BoardDescription", "discover_boards", "known_schemes", "open_board", "register_scheme",
 ]
 
 _SCHEMES: dict[str, str] = {
     "sim": "hwlink.drivers.sim:SimBoard",
 }
+
+
+@dataclass(frozen=True)
+class BoardDescription:
+    """A board found on this machine, with the URL that opens it."""
+
+    url: str
+    description: str
+    details: dict[str, str] = field(default_factory=dict)
+
+
+# Discovery functions 'module:function' returning list[BoardDescription]; a driver whose optional
+# dependency is missing returns nothing rather than failing the listing.
+_DISCOVERY: dict[str, str] = {
+    "sim": "hwlink.drivers.sim:discover",
+}
+
+
+def discover_boards(schemes: list[str] | None = None) -> list[BoardDescription]:
+    found: list[BoardDescription] = []
+    for scheme, target in _DISCOVERY.items():
+        if schemes is None or scheme in schemes:
+            module_name, _, function_name = target.partition(":")
+            found.extend(getattr(importlib.import_module(module_name), function_name)())
+    return found
 
 
 def register_scheme(scheme: str, target: str) -> None:

@@ -16,9 +16,10 @@ from hwlink.clock import MasterClock, run_clock
 from hwlink.drivers.lineinfo import LineInfo, LineMode
 from hwlink.drivers.scheduler import EdgeScheduler, PulseTrain
 from hwlink.errors import BoardError, LineError
-from hwlink.lines import LineCommand, LineCommandKind, LineModeFlags, LineReading
+from hwlink.lines import LineCommand, LineCommandKind, LineModeFlags, LineReading, SignalBlock
 
 ReadingCallback = Callable[[LineReading], None]
+SignalCallback = Callable[[SignalBlock], None]
 ErrorCallback = Callable[[BoardError], None]
 
 
@@ -108,6 +109,7 @@ class Board:
                 self._names[name.lower()] = info.line_id
         self._modes: dict[int, LineMode] = {}
         self._subscriptions: list[Subscription] = []
+        self._signal_subscriptions: list[Subscription] = []
         self._streams: list[ReadingStream] = []
         self._sub_lock = threading.Lock()
         self._closed = False
@@ -249,6 +251,15 @@ class Board:
             self._subscriptions.append(subscription)
         return subscription
 
+    def subscribe_signals(self, callback: SignalCallback, on_error: ErrorCallback | None = None) -> Subscription:
+        """Call ``callback`` with every SignalBlock (hardware-clocked acquisition, e.g. DAQ analog input)."""
+        subscription = Subscription(self, callback, on_error, None)  # type: ignore[arg-type]
+        with self._sub_lock:
+            if self._error is not None and on_error is not None:
+                on_error(self._error)
+            self._signal_subscriptions.append(subscription)
+        return subscription
+
     def readings(self, lines: Iterable[int | str] | None = None, maxsize: int = 0) -> ReadingStream:
         """Iterator over readings; with ``maxsize`` a slow consumer drops readings and counts them."""
         wanted = None if lines is None else frozenset(self.line(ref).line_id for ref in lines)
@@ -261,8 +272,9 @@ class Board:
 
     def _remove_subscription(self, subscription: Subscription) -> None:
         with self._sub_lock:
-            if subscription in self._subscriptions:
-                self._subscriptions.remove(subscription)
+            for registry in (self._subscriptions, self._signal_subscriptions):
+                if subscription in registry:
+                    registry.remove(subscription)
 
     def _deliver(self, reading: LineReading) -> None:
         """Hand a reading to every subscriber; called by the driver's reader thread."""
@@ -270,13 +282,19 @@ class Board:
             if subscription.lines is None or reading.line_id in subscription.lines:
                 subscription.callback(reading)
 
+    def _deliver_signals(self, block: SignalBlock) -> None:
+        """Hand a signal block to every signal subscriber; called by the driver's acquisition thread."""
+        for subscription in self._signal_subscriptions:
+            subscription.callback(block)  # type: ignore[arg-type]
+
     def _fail(self, error: BoardError) -> None:
         """The board is gone: tell every subscriber once, refuse further commands."""
         with self._sub_lock:
             if self._error is not None:
                 return
             self._error = error
-            receivers = [s.on_error for s in self._subscriptions if s.on_error is not None]
+            receivers = [s.on_error for s in self._subscriptions + self._signal_subscriptions
+                         if s.on_error is not None]
         for on_error in receivers:
             on_error(error)
         if self._scheduler is not None:

@@ -224,6 +224,13 @@ def _parse_square(spec: str) -> SquareWave:
     return SquareWave(parse_frequency_hz(args[0]), duty)
 
 
+def discover() -> list:
+    """The simulated board is always there."""
+    from hwlink.drivers import BoardDescription
+
+    return [BoardDescription("sim://", "simulated board (Uno-like lines, device clock, latency model)")]
+
+
 class SimBoard(Board):
     """The simulated board; see the module docstring for its URL options."""
 
