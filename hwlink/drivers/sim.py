@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hwlink.clock import MasterClock
+from hwlink.drivers import BoardDescription
 from hwlink.drivers.base import Board
 from hwlink.drivers.lineinfo import LineInfo, LineMode
 from hwlink.errors import BoardError, ConfigError
@@ -224,10 +225,8 @@ def _parse_square(spec: str) -> SquareWave:
     return SquareWave(parse_frequency_hz(args[0]), duty)
 
 
-def discover() -> list:
+def discover() -> list[BoardDescription]:
     """The simulated board is always there."""
-    from hwlink.drivers import BoardDescription
-
     return [BoardDescription("sim://", "simulated board (Uno-like lines, device clock, latency model)")]
 
 
