@@ -125,7 +125,7 @@ def read_command(lines: tuple[str, ...], duration: int | None, count: int | None
     """Stream timestamped readings of LINES until --duration, --count or Ctrl-C."""
     if duration is not None and count is not None:
         raise UserError("give either --duration or --count, not both")
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     received = 0
     with opened_board(board_url) as board:
         infos = configure_inputs(board, lines, pullup)
@@ -149,7 +149,6 @@ def read_command(lines: tuple[str, ...], duration: int | None, count: int | None
         except StopIteration:
             pass
     click.echo(f"{received} reading(s)", err=True)
-    sys.stdout.flush()
 
 
 def register(group: click.Group) -> None:

@@ -4,7 +4,8 @@ Layout (like an Arduino Uno plus a DAC): lines 0-13 ``D0``..``D13`` digital in/o
 on 3, 5, 6, 9, 10, 11; lines 14-19 ``A0``..``A5`` analog inputs (10 bit); line 20 ``DAC0`` analog output
 (0..4095).
 
-The device stamps every reading with its own clock (offset, drift, drift change, steps) and the reading
+Time in the model (clock steps, generator steps, ``fail_after``) counts from when the board was opened,
+as if the device powered up then. The device stamps every reading with its own clock (offset, drift, drift change, steps) and the reading
 reaches the host after a one-sided transport latency (FIFO, optional spikes); the host stamps it again
 on the master clock at arrival. All randomness comes from ``seed``.
 
@@ -251,13 +252,13 @@ class SimBoard(Board):
         self._sequence = itertools.count()
         self._cond = threading.Condition()
         self._running = True
-        now = self.clock.now_usec()
+        now = self.opened_usec = self.clock.now_usec()
         with self._cond:
             self._push(now + self._analog_period_master(), "sample", None)
             for line, wave in config.digital.items():
                 self._push(now + 1e6 / wave.frequency_hz * (1 - wave.duty), "square", (line, 1))
             if config.fail_after_usec is not None:
-                self._push(float(config.fail_after_usec), "fail", None)
+                self._push(float(now + config.fail_after_usec), "fail", None)
         self._thread = threading.Thread(target=self._device_loop, name="hwlink-sim", daemon=True)
         self._thread.start()
 
@@ -349,7 +350,7 @@ class SimBoard(Board):
 
     def _send(self, line_id: int, value: int, event_usec: float) -> None:
         """Device stamps the observation, then it travels to the host."""
-        device_time = int(self.config.device_clock.device_time_int(event_usec))
+        device_time = int(self.config.device_clock.device_time_int(event_usec - self.opened_usec))
         arrival = float(self.config.latency.arrival_times(np.array([event_usec]), self._rng)[0])
         arrival = max(arrival, self._last_arrival)
         self._last_arrival = arrival
@@ -369,7 +370,8 @@ class SimBoard(Board):
                 if self._modes.get(line_id) is LineMode.ANALOG_IN:
                     code = self._analog_override.get(line_id)
                     if code is None:
-                        code = int(self._analog[line_id].values(np.array([due]), self._rng)[0])
+                        since_open = np.array([due - self.opened_usec])
+                        code = int(self._analog[line_id].values(since_open, self._rng)[0])
                     self._send(line_id, code, due)
             self._push(due + self._analog_period_master(), "sample", None)
         elif kind == "square":
