@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: demo test bench setup
+.PHONY: demo test bench setup firmware simavr-packages
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: python3.12 not found (set PYTHON=/path/to/python3.12)"; exit 1; }
@@ -22,8 +22,28 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/hwlink demo
 
-test: setup
+test: setup firmware
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python -m benchmarks
+
+# Genuine StandardFirmata on an emulated Uno (tests/test_firmata_simavr.py): Debian's simavr, the prebuilt Uno
+# image from the npm package avrgirl-arduino@5.0.1 (fetched, never committed) and our UART/pin bridge.
+FIRMATA_HEX := .cache/firmata/package/junk/hex/uno/StandardFirmata.cpp.hex
+UNO_BRIDGE := .cache/simavr/uno_bridge
+
+firmware: $(FIRMATA_HEX) $(UNO_BRIDGE)
+
+simavr-packages:
+	@dpkg -s simavr libsimavr-dev >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y simavr libsimavr-dev; }
+
+$(FIRMATA_HEX):
+	mkdir -p .cache/firmata
+	cd .cache/firmata && npm pack --silent avrgirl-arduino@5.0.1 >/dev/null && \
+		tar xzmf avrgirl-arduino-5.0.1.tgz package/junk/hex/uno/StandardFirmata.cpp.hex
+
+$(UNO_BRIDGE): tools/simavr-bridge/uno_bridge.c | simavr-packages
+	mkdir -p $(dir $@)
+	gcc -O2 -Wall -Wextra -I/usr/include/simavr -I/usr/include/simavr/parts -o $@ $< \
+		-lsimavrparts -lsimavr -lpthread -lutil
