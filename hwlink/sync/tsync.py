@@ -16,6 +16,7 @@ silently.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import struct
 import time
@@ -304,8 +305,8 @@ def _checked_int(value: Any, data_type: TSyncDataType, name: str) -> int:
             raise TSyncValueError(f"{name}: {value!r} is not a whole number")
         value = int(value)
     try:
-        number = int(value)
-    except (TypeError, ValueError):
+        number = operator.index(value)
+    except TypeError:
         raise TSyncValueError(f"{name}: expected an integer, got {value!r}") from None
     low, high = data_type.value_range
     if not low <= number <= high:
