@@ -1,0 +1,48 @@
+"""One background thread that flushes every open EDL writer whose unflushed data is older than its interval.
+
+Writers also flush on append when their interval has passed; the thread covers streams that go quiet, so a
+crash never loses more than about one flush interval of data whatever the data rate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import Protocol
+
+TICK_SECONDS = 0.1
+
+
+class Flushable(Protocol):
+    def flush_if_due(self) -> None: ...
+
+
+_writers: weakref.WeakSet[Flushable] = weakref.WeakSet()
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+def register(writer: Flushable) -> None:
+    """Flush ``writer`` periodically until it is garbage-collected or unregistered."""
+    global _thread
+    with _lock:
+        _writers.add(writer)
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_run, name="hwlink-edl-flusher", daemon=True)
+            _thread.start()
+
+
+def unregister(writer: Flushable) -> None:
+    with _lock:
+        _writers.discard(writer)
+
+
+def _run() -> None:
+    while True:
+        time.sleep(TICK_SECONDS)
+        with _lock:
+            writers = list(_writers)
+        for writer in writers:
+            writer.flush_if_due()
+        del writers
