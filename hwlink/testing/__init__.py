@@ -1,0 +1,1 @@
+"""Simulated hardware at the outermost seams of third-party libraries, for tests and hardware-free demos."""
