@@ -1,0 +1,167 @@
+"""SampleCounterSynchronizer: master timestamps for blocks of samples from a hardware-clocked device (DAQ input).
+
+The device's only clock is its sample counter: sample ``i`` is taken at device time ``i / rate``. Each block
+arrives at a master time after its last sample was taken, so the pair (device time of the block's last sample,
+arrival time) feeds the same lower-envelope estimator as :class:`SecondaryClockSynchronizer`; every sample of the
+block is then mapped through the estimated line (offset and drift) in one numpy expression.
+
+Unlike Syntalos' FreqCounterSynchronizer there is no index rewriting: indices are never changed (no uint64
+wrap-around, no ramp, no gaps or duplicates), the drift sign is whatever the data says, noise-free linear drift is
+followed like any other, and stopping writes the real last pair.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from hwlink.errors import ConfigError
+from hwlink.sync.estimator import DriftEstimator
+from hwlink.sync.secondary import (
+    SECONDARY_CLOCK_TOLERANCE_USEC,
+    SyncPointRecorder,
+    TimeSyncStrategy,
+    random_sync_id,
+)
+
+
+class SampleCounterSynchronizer:
+    """Sample index -> master time (µs, int64) with drift estimation, for blocks arriving at master times.
+
+    Strategies: with ``SHIFT_TIMESTAMPS_FWD`` or ``_BWD`` (default both) samples get estimated times; with
+    neither, the receive-time reckoning (arrival minus the nominal duration back to each sample).
+    ``WRITE_TSYNCFILE`` (see :meth:`set_tsync_file_path`) writes (device time of a sample, its master time).
+    """
+
+    def __init__(self, sample_rate_hz: float, id: str | None = None) -> None:  # noqa: A002 - Syntalos name
+        if not sample_rate_hz > 0 or not math.isfinite(sample_rate_hz):
+            raise ConfigError(f"sample rate must be positive, got {sample_rate_hz}")
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.id = id or random_sync_id()
+        self.usec_per_sample = 1e6 / self.sample_rate_hz
+        self._strategies = TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD | TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD
+        self._tolerance_usec = SECONDARY_CLOCK_TOLERANCE_USEC
+        self._tsync_path: Path | None = None
+        self._estimator = DriftEstimator()
+        self._recorder: SyncPointRecorder | None = None
+        self._next_index = 0
+        self._last_output: int | None = None
+        self._last_device = 0
+        self._started = False
+
+    def set_strategies(self, strategies: int) -> None:
+        if self._started:
+            raise ConfigError("cannot change the strategies of a running synchronizer")
+        self._strategies = TimeSyncStrategy(int(strategies))
+
+    def set_tolerance(self, tolerance_usec: int) -> None:
+        if int(tolerance_usec) <= 0:
+            raise ConfigError(f"tolerance must be positive, got {tolerance_usec}")
+        self._tolerance_usec = int(tolerance_usec)
+
+    set_tolerance_usec = set_tolerance
+
+    def set_tsync_file_path(self, path: str | Path | None) -> None:
+        """As on :class:`SecondaryClockSynchronizer`: a path sets WRITE_TSYNCFILE, an empty one clears it."""
+        if self._started:
+            raise ConfigError("cannot change the tsync file of a running synchronizer")
+        if path is None or str(path) == "":
+            self._tsync_path = None
+            self._strategies &= ~TimeSyncStrategy.WRITE_TSYNCFILE
+            return
+        path = Path(path)
+        self._tsync_path = path if path.suffix == ".tsync" else path.with_name(path.name + ".tsync")
+        self._strategies |= TimeSyncStrategy.WRITE_TSYNCFILE
+
+    @property
+    def strategies(self) -> TimeSyncStrategy:
+        return self._strategies
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self._estimator.span_usec >= self._estimator.min_span_usec
+
+    @property
+    def skew_ppm(self) -> float:
+        """Sample clock rate error (positive: the device samples faster than nominal on the master clock)."""
+        return self._estimator.skew_ppm
+
+    @property
+    def effective_sample_rate_hz(self) -> float:
+        """The sample rate measured on the master clock."""
+        return self.sample_rate_hz * (1 + self.skew_ppm * 1e-6)
+
+    @property
+    def clock_resets(self) -> int:
+        return self._estimator.resets
+
+    @property
+    def samples_seen(self) -> int:
+        return self._next_index
+
+    def start(self) -> bool:
+        if self._started:
+            warnings.warn(f"synchronizer {self.id}: cannot be restarted", RuntimeWarning, stacklevel=2)
+            return False
+        if self._strategies & TimeSyncStrategy.WRITE_TSYNCFILE:
+            if self._tsync_path is None:
+                raise ConfigError(f"synchronizer {self.id}: WRITE_TSYNCFILE needs set_tsync_file_path(path)")
+            self._recorder = SyncPointRecorder(self._tsync_path, f"hwlink::{self.id}", self._tolerance_usec)
+        self._started = True
+        return True
+
+    def stop(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+
+    def __enter__(self) -> SampleCounterSynchronizer:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def process_block(self, master_usec: int, sample_count: int, first_index: int | None = None) -> np.ndarray:
+        """Master timestamps of ``sample_count`` samples received at ``master_usec``.
+
+        ``first_index`` is the device's index of the block's first sample (default: right after the previous
+        block; give it when the device reports dropped samples).
+        """
+        if sample_count <= 0:
+            raise ConfigError(f"a block needs at least one sample, got {sample_count}")
+        first = self._next_index if first_index is None else int(first_index)
+        if first < 0:
+            raise ConfigError(f"sample index must not be negative, got {first}")
+        return self.process_indices(master_usec, np.arange(first, first + sample_count, dtype=np.int64))
+
+    def process_indices(self, master_usec: int, indices: np.ndarray) -> np.ndarray:
+        """Master timestamps of samples with these device indices (increasing) received at ``master_usec``."""
+        if not self._started:
+            self.start()
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.ndim != 1 or indices.size == 0:
+            raise ConfigError("indices must be a non-empty 1-D array")
+        master = int(master_usec)
+        last_index = int(indices[-1])
+        device = indices * self.usec_per_sample  # float µs, sample i taken at its clock edge
+        last_device = int(round(last_index * self.usec_per_sample))
+        estimator = self._estimator
+        event = estimator.add(last_device, master)
+        if self._strategies & (TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD | TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD):
+            times = estimator.line.master(device)
+        else:
+            times = master - (last_index - indices) * self.usec_per_sample
+        out = np.minimum(np.rint(times), master).astype(np.int64)
+        if self._last_output is not None:
+            np.maximum(out, self._last_output, out=out)
+        if self._recorder is not None:
+            self._recorder.record(last_device, int(out[-1]), bool(event), estimator.slope)
+        self._last_output = int(out[-1])
+        self._last_device = last_device
+        self._next_index = last_index + 1
+        return out

@@ -1,0 +1,363 @@
+"""Drift-aware clock estimator for one-sided transport latency: the lower envelope of (device, master) pairs.
+
+A message stamped ``secondary`` on the device clock arrives at master time ``master = f(secondary) + d`` with a
+transport delay ``d >= d_min`` that is one-sided and heavy-tailed (USB frames, scheduling, spikes). The mean or
+median of ``master - secondary`` (Syntalos) follows the *centre* of that delay distribution; its lower edge is far
+better defined. So we keep the lower convex hull of the points ``(x = secondary, y = master - secondary)`` and take
+the hull edge spanning the centroid of the window's x values: that line lies below every point and minimises the
+summed gap (the linear-programming estimator of Moon, Skelly & Towsley; ML under exponential delays). Its slope is
+the skew (drift), its value at ``x`` the earliest possible arrival, i.e. the event's master time plus ``d_min``.
+
+Online (:class:`DriftEstimator`): two staggered hulls (a full one used for output and a younger one that replaces
+it once the full one spans the window) follow slow drift changes with O(window) memory; each point costs amortised
+O(1) (monotone-chain stack) plus an O(log hull) bisection. A point far *below* the line, or a sustained run far
+*above* it (twice the threshold, at least 16 points over 250 ms), or a device timestamp going backwards means the device clock stepped: the hulls restart (the skew is
+kept as the prior). Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP line, fitted with numpy over
+whole arrays, windowed and cross-faded, with the same step detection.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from hwlink.errors import ConfigError
+
+DEFAULT_WINDOW_USEC = 60_000_000
+DEFAULT_MIN_SPAN_USEC = 1_000_000
+DEFAULT_STEP_THRESHOLD_USEC = 1_000
+DEFAULT_STEP_STREAK = 16
+STEP_BACK_MIN_USEC = 250_000  # a run above the envelope must last this long to count as a step back
+DEFAULT_MAX_SKEW = 2e-3  # 2000 ppm: far beyond any crystal; a steeper hull edge is start-up noise
+
+
+class EstimatorEvent(IntEnum):
+    """What :meth:`DriftEstimator.add` saw besides an ordinary point."""
+
+    NONE = 0
+    BACKWARDS = 1  # device timestamp went backwards: clock reset or step back
+    STEP_FORWARD = 2  # point far below the envelope: device clock jumped ahead
+    STEP_BACK = 3  # sustained run far above the envelope: device clock jumped back (less than one sample gap)
+
+
+class LowerHull:
+    """Lower convex hull of points appended in non-decreasing x, in coordinates relative to the first point.
+
+    Relative integer coordinates keep the cross products exact and small.
+    """
+
+    __slots__ = ("x0", "y0", "xs", "ys", "count", "sum_x", "last_x")
+
+    def __init__(self, x0: int, y0: int) -> None:
+        self.x0 = x0
+        self.y0 = y0
+        self.xs: list[int] = [0]
+        self.ys: list[int] = [0]
+        self.count = 1
+        self.sum_x = 0
+        self.last_x = 0
+
+    def add(self, x_abs: int, y_abs: int) -> None:
+        x = x_abs - self.x0
+        y = y_abs - self.y0
+        self.count += 1
+        self.sum_x += x
+        self.last_x = x
+        xs, ys = self.xs, self.ys
+        if x == xs[-1]:
+            if y >= ys[-1]:
+                return
+            xs.pop()
+            ys.pop()
+            if not xs:
+                xs.append(x)
+                ys.append(y)
+                return
+        while len(xs) >= 2:
+            x1, y1, x2, y2 = xs[-2], ys[-2], xs[-1], ys[-1]
+            if (y - y1) * (x2 - x1) <= (y2 - y1) * (x - x1):
+                xs.pop()
+                ys.pop()
+            else:
+                break
+        xs.append(x)
+        ys.append(y)
+
+    @property
+    def span(self) -> int:
+        return self.last_x
+
+    def centroid_slope(self) -> float | None:
+        """Slope of the hull edge spanning the mean x (the LP optimum), None with a single vertex."""
+        xs = self.xs
+        if len(xs) < 2:
+            return None
+        i = bisect_right(xs, self.sum_x / self.count) - 1
+        i = min(max(i, 0), len(xs) - 2)
+        return (self.ys[i + 1] - self.ys[i]) / (xs[i + 1] - xs[i])
+
+    def support(self, slope: float) -> tuple[int, int]:
+        """The vertex (relative x, y) where a line of this slope touches the hull from below."""
+        xs, ys = self.xs, self.ys
+        low, high = 0, len(xs) - 1
+        while low < high:  # first vertex whose outgoing edge is at least as steep as ``slope``
+            mid = (low + high) // 2
+            if (ys[mid + 1] - ys[mid]) >= slope * (xs[mid + 1] - xs[mid]):
+                high = mid
+            else:
+                low = mid + 1
+        return xs[low], ys[low]
+
+
+@dataclass(frozen=True)
+class Line:
+    """``master = secondary + intercept + slope * (secondary - reference)``: the mapping at one moment."""
+
+    reference: int
+    intercept: float
+    slope: float
+
+    def master(self, secondary: np.ndarray | float) -> np.ndarray | float:
+        return secondary + self.intercept + self.slope * (np.asarray(secondary, dtype=np.float64) - self.reference)
+
+    @property
+    def skew_ppm(self) -> float:
+        """Device clock rate error in ppm (positive: device clock fast)."""
+        return -self.slope / (1 + self.slope) * 1e6
+
+
+class DriftEstimator:
+    """Online lower-envelope estimator of the device -> master mapping (offset and skew).
+
+    ``add(secondary, master)`` feeds one pair (integers, µs); ``master_time(secondary)`` maps a device time to
+    the estimated event time on the master clock (the lower envelope minus ``min_latency_usec``).
+    """
+
+    def __init__(
+        self,
+        *,
+        window_usec: int = DEFAULT_WINDOW_USEC,
+        min_span_usec: int = DEFAULT_MIN_SPAN_USEC,
+        step_threshold_usec: int = DEFAULT_STEP_THRESHOLD_USEC,
+        step_streak: int = DEFAULT_STEP_STREAK,
+        max_skew: float = DEFAULT_MAX_SKEW,
+        min_latency_usec: int = 0,
+    ) -> None:
+        if window_usec < 4 * min_span_usec or min_span_usec <= 0:
+            raise ConfigError("estimator window must be positive and at least 4x the minimum span")
+        if step_threshold_usec <= 0 or step_streak < 1:
+            raise ConfigError("step threshold and streak must be positive")
+        self.window_usec = int(window_usec)
+        self.min_span_usec = int(min_span_usec)
+        self.step_threshold_usec = int(step_threshold_usec)
+        self.step_streak = int(step_streak)
+        self.max_skew = float(max_skew)
+        self.min_latency_usec = int(min_latency_usec)
+        self.prior_slope = 0.0
+        self.resets = 0
+        self.points = 0
+        self._active: LowerHull | None = None
+        self._pending: LowerHull | None = None
+        self._last_secondary: int | None = None
+        self._above_streak = 0
+        self._above_since = 0
+        # current line, cached after each add: master_est = secondary + _c + _s * (secondary - _xr)
+        self._xr = 0
+        self._c = 0.0
+        self._s = 0.0
+
+    def reset(self) -> None:
+        """Forget every point (keeping the learned skew as the prior for the next start)."""
+        if self._active is not None and self._active.span >= self.min_span_usec:
+            self.prior_slope = self._s
+        self._active = self._pending = None
+        self._above_streak = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._active is not None
+
+    @property
+    def span_usec(self) -> int:
+        return self._active.span if self._active is not None else 0
+
+    def add(self, secondary: int, master: int) -> EstimatorEvent:
+        """Feed one (device, master-arrival) pair; returns the clock event it revealed, if any."""
+        secondary = int(secondary)
+        y = int(master) - secondary
+        event = EstimatorEvent.NONE
+        active = self._active
+        if active is not None:
+            if secondary < self._last_secondary:  # type: ignore[operator]
+                event = EstimatorEvent.BACKWARDS
+            else:
+                residual = y - (self._c + self._s * (secondary - self._xr))
+                if residual < -self.step_threshold_usec:
+                    event = EstimatorEvent.STEP_FORWARD
+                elif residual > 2 * self.step_threshold_usec:
+                    if not self._above_streak:
+                        self._above_since = secondary
+                    self._above_streak += 1
+                    if self._above_streak >= self.step_streak \
+                            and secondary - self._above_since >= STEP_BACK_MIN_USEC:
+                        event = EstimatorEvent.STEP_BACK
+                else:
+                    self._above_streak = 0
+            if event:
+                self.reset()
+                self.resets += 1
+                active = None
+        self._last_secondary = secondary
+        self.points += 1
+        if active is None:
+            active = self._active = LowerHull(secondary, y)
+        else:
+            active.add(secondary, y)
+            pending = self._pending
+            if pending is not None:
+                pending.add(secondary, y)
+            if active.span >= self.window_usec and pending is not None:
+                self._active, active = pending, pending
+                self._pending = LowerHull(secondary, y)
+            elif pending is None and active.span >= self.window_usec // 2:
+                self._pending = LowerHull(secondary, y)
+        self._update_line(active)
+        return event
+
+    def _update_line(self, hull: LowerHull) -> None:
+        slope = None
+        if hull.span >= self.min_span_usec:
+            slope = hull.centroid_slope()
+        if slope is None:
+            slope = self.prior_slope
+        elif slope > self.max_skew:
+            slope = self.max_skew
+        elif slope < -self.max_skew:
+            slope = -self.max_skew
+        vx, vy = hull.support(slope)
+        self._xr = hull.x0 + vx
+        self._c = hull.y0 + vy - self.min_latency_usec
+        self._s = slope
+
+    @property
+    def slope(self) -> float:
+        """d(master - device)/d(device) of the current line."""
+        return self._s
+
+    @property
+    def line(self) -> Line:
+        return Line(self._xr, self._c, self._s)
+
+    @property
+    def skew_ppm(self) -> float:
+        """Device clock rate error in ppm (positive: device clock fast)."""
+        return -self._s / (1 + self._s) * 1e6
+
+    def master_time(self, secondary: int) -> float:
+        """Estimated master time of an event the device stamped ``secondary`` (µs, float)."""
+        return secondary + self._c + self._s * (secondary - self._xr)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Offline: the same LP line over whole arrays
+
+
+def fit_lower_line(secondary: np.ndarray, master: np.ndarray) -> Line:
+    """The line below all points ``(secondary, master - secondary)`` minimising the summed gap (vectorised).
+
+    The objective ``mean(y - s x) - min(y - s x)`` is convex and piecewise linear in the slope ``s``; its
+    subgradient is ``x[argmin] - mean(x)``, so bisection on ``s`` finds the hull edge spanning the mean x.
+    """
+    x_abs = np.asarray(secondary, dtype=np.int64)
+    if x_abs.size == 0:
+        raise ConfigError("cannot fit a clock mapping to zero points")
+    reference = int(x_abs[0])
+    x = (x_abs - reference).astype(np.float64)
+    y = (np.asarray(master, dtype=np.int64) - x_abs).astype(np.float64)
+    mean_x = float(x.mean())
+    if x[-1] - x[0] <= 0:
+        return Line(reference, float(y.min()), 0.0)
+    low, high = -DEFAULT_MAX_SKEW, DEFAULT_MAX_SKEW
+    for _ in range(60):
+        slope = 0.5 * (low + high)
+        touching_x = x[np.argmin(y - slope * x)]
+        if touching_x < mean_x:
+            low = slope
+        elif touching_x > mean_x:
+            high = slope
+        else:
+            break
+    slope = 0.5 * (low + high)
+    return Line(reference, float(np.min(y - slope * x)), slope)
+
+
+def find_steps(secondary: np.ndarray, master: np.ndarray, *, block_usec: int = 1_000_000,
+               step_threshold_usec: int = DEFAULT_STEP_THRESHOLD_USEC) -> np.ndarray:
+    """Indices where a new clock segment starts: device time went backwards, or the envelope jumped.
+
+    The envelope is tracked by per-block minima of ``master - secondary`` (latency spikes never lower a
+    minimum); consecutive minima differing by more than the threshold mark a step inside those blocks.
+    """
+    x = np.asarray(secondary, dtype=np.int64)
+    y = np.asarray(master, dtype=np.int64) - x
+    starts = set((np.flatnonzero(np.diff(x) < 0) + 1).tolist())
+    bounds = [0, *sorted(starts), x.size]
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        block = (x[begin:end] - x[begin]) // block_usec
+        first = np.flatnonzero(np.concatenate(([True], np.diff(block) != 0)))
+        minima = np.minimum.reduceat(y[begin:end], first)
+        for k in np.flatnonzero(np.abs(np.diff(minima)) > step_threshold_usec):
+            lo, hi = begin + first[k], begin + (first[k + 2] if k + 2 < first.size else end - begin)
+            if minima[k + 1] < minima[k]:  # jumped ahead: first point far below the earlier level
+                below = np.flatnonzero(y[lo:hi] < minima[k] - step_threshold_usec)
+                starts.add(int(lo + below[0]))
+            else:  # jumped back: the point after the last one near the earlier level
+                near = np.flatnonzero(y[lo:hi] <= minima[k] + step_threshold_usec)
+                starts.add(int(lo + near[-1] + 1))
+    return np.array(sorted(s for s in starts if 0 < s < x.size), dtype=np.int64)
+
+
+def map_offline(secondary: np.ndarray, master: np.ndarray, *, window_usec: int = DEFAULT_WINDOW_USEC,
+                step_threshold_usec: int = DEFAULT_STEP_THRESHOLD_USEC, min_latency_usec: int = 0) -> np.ndarray:
+    """Corrected master timestamps (int64) for whole arrays of pairs, using past *and* future points.
+
+    Per clock segment, lower lines are fitted in windows overlapping by half and cross-faded between window
+    centres; output never exceeds the receive time and never decreases.
+    """
+    x = np.asarray(secondary, dtype=np.int64)
+    m = np.asarray(master, dtype=np.int64)
+    if x.shape != m.shape or x.ndim != 1:
+        raise ConfigError("secondary and master must be 1-D arrays of the same length")
+    out = np.empty(x.size, dtype=np.float64)
+    bounds = np.concatenate(([0], find_steps(x, m, step_threshold_usec=step_threshold_usec), [x.size]))
+    half = max(window_usec // 2, 1)
+    for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        xs, ms = x[begin:end], m[begin:end]
+        span = int(xs[-1] - xs[0])
+        count = max(1, -(-span // half))
+        centres, lines = [], []
+        for k in range(count + 1):
+            lo_t, hi_t = xs[0] + (k - 1) * half, xs[0] + (k + 1) * half
+            lo, hi = np.searchsorted(xs, [lo_t, hi_t], side="left")
+            if hi - lo < 2:
+                continue
+            lines.append(fit_lower_line(xs[lo:hi], ms[lo:hi]))
+            centres.append(float(xs[0] + k * half))
+        if not lines:
+            lines, centres = [fit_lower_line(xs, ms)], [float(xs[0])]
+        references = np.array([line.reference for line in lines], dtype=np.float64)
+        intercepts = np.array([line.intercept for line in lines])
+        slopes = np.array([line.slope for line in lines])
+        x_float = xs.astype(np.float64)
+        position = np.interp(x_float, centres, np.arange(len(centres), dtype=np.float64))
+        left = np.floor(position).astype(np.int64)
+        right = np.minimum(left + 1, len(centres) - 1)
+        weight = position - left
+        from_left = x_float + intercepts[left] + slopes[left] * (x_float - references[left])
+        from_right = x_float + intercepts[right] + slopes[right] * (x_float - references[right])
+        out[begin:end] = (1 - weight) * from_left + weight * from_right
+    out = np.minimum(np.rint(out - min_latency_usec), m)
+    return np.maximum.accumulate(out).astype(np.int64)

@@ -1,0 +1,313 @@
+"""SecondaryClockSynchronizer: Syntalos' API, hwlink's drift-aware estimator.
+
+A device that stamps its own messages (``secondary``, device clock µs) is received at ``master`` (master clock µs,
+after a one-sided transport delay). ``process_timestamp`` returns the best estimate of when the event happened on
+the master clock: the device time mapped through the lower-envelope line of :mod:`hwlink.sync.estimator`, from the
+first pair on, never later than the receive time and never decreasing.
+
+Strategy flags keep Syntalos' meaning, relative to the device time shifted by the calibrated offset
+(``secondary - expected_offset_to_master_usec``); ``clock_correction_offset`` is how far that time is ahead of the
+estimate (positive: device clock fast):
+
+* ``SHIFT_TIMESTAMPS_BWD`` / ``SHIFT_TIMESTAMPS_FWD`` permit applying a positive / negative correction. With
+  both (the default) the estimate is returned as is; with one, a correction of the other sign is not applied (the
+  offset-shifted device time is returned, jitter-free but drifting); with neither, the receive time is returned.
+* ``ADJUST_CLOCK`` (a no-op in Syntalos): hwlink calls the function given to :meth:`set_clock_adjust_callback`
+  with ``(clock_correction_offset_usec, skew_ppm)`` whenever the correction moved by more than the tolerance since
+  the last call, so a driver that can trim its device clock can do so. Returned timestamps do not depend on it.
+* ``WRITE_TSYNCFILE`` writes a SYNCPOINTS tsync file (``device-time`` -> ``master-time``, µs) with a row whenever
+  linear interpolation between rows would otherwise miss the returned timestamps by more than a few µs, and
+  around every clock step, so edlio/Syntalos rebuild the mapping offline.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import string
+import warnings
+from collections.abc import Callable
+from enum import IntFlag
+from pathlib import Path
+from typing import Any
+
+from hwlink.errors import ConfigError
+from hwlink.sync.estimator import DriftEstimator, EstimatorEvent
+
+SECONDARY_CLOCK_TOLERANCE_USEC = 1000
+DEFAULT_CALIBRATION_POINTS = 400
+MIN_CALIBRATION_POINTS = 46
+TSYNC_ROW_TOLERANCE_USEC = 5  # interpolation between tsync rows stays this close to the returned times
+TSYNC_MAX_ROW_INTERVAL_USEC = 60_000_000
+
+
+class TimeSyncStrategy(IntFlag):
+    """Syntalos' strategy flags (same values); they combine with ``|``."""
+
+    NONE = 0
+    SHIFT_TIMESTAMPS_FWD = 1
+    SHIFT_TIMESTAMPS_BWD = 2
+    ADJUST_CLOCK = 4
+    WRITE_TSYNCFILE = 8
+
+
+_FWD, _BWD, _ADJUST = int(TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD), int(TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD), \
+    int(TimeSyncStrategy.ADJUST_CLOCK)
+
+
+def random_sync_id() -> str:
+    """Syntalos gives an unnamed synchronizer a random 4-character id."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(4))
+
+
+def syntalos_points_and_tolerance(frequency_hz: float) -> tuple[int, int]:
+    """Calibration point count and tolerance (µs) Syntalos derives from an expected frequency."""
+    points = math.ceil((frequency_hz + 1 / (0.01 + (frequency_hz / 250) ** 2)) * 10)
+    if points > frequency_hz * 90:
+        points = math.ceil(frequency_hz * 90)
+    points = max(points, MIN_CALIBRATION_POINTS)
+    half_period_usec = ((1000 / frequency_hz) / 2) * 1000
+    return points, int(math.floor(half_period_usec + 0.5))  # lround: half away from zero (positive here)
+
+
+class SyncPointRecorder:
+    """Writes SYNCPOINTS rows so that linear interpolation between rows reproduces the returned timestamps.
+
+    A row is written when the returned time strays from the line through the last row (with the slope then
+    estimated) by more than a few µs, at every clock step, at least once a minute, and for the last pair.
+    The previous pair is written first, closing the last linear piece where it was still accurate.
+    """
+
+    def __init__(self, path: Path, module_name: str, tolerance_usec: int) -> None:
+        from hwlink.sync.tsync import TSyncFileMode, TSyncWriter  # the writer lives with the file format
+
+        self.writer = TSyncWriter(path, mode=TSyncFileMode.SYNCPOINTS, time_names=("device-time", "master-time"),
+                                  module_name=module_name, tolerance_us=tolerance_usec)
+        self._row: tuple[int, int, float] | None = None  # device, master, slope at the last row
+        self._previous: tuple[int, int] | None = None  # last pair seen, if not written
+
+    def record(self, device_usec: int, master_usec: int, step: bool, slope: float) -> None:
+        row = self._row
+        if row is not None and not step and device_usec - row[0] <= TSYNC_MAX_ROW_INTERVAL_USEC \
+                and abs(master_usec - row[1] - (device_usec - row[0]) * (1.0 + row[2])) <= TSYNC_ROW_TOLERANCE_USEC:
+            self._previous = (device_usec, master_usec)
+            return
+        if self._previous is not None:
+            self.writer.add(*self._previous)
+            self._previous = None
+        self.writer.add(device_usec, master_usec)
+        self._row = (device_usec, master_usec, slope)
+
+    def close(self) -> None:
+        if self._previous is not None:
+            self.writer.add(*self._previous)
+            self._previous = None
+        self.writer.close()
+
+
+class SecondaryClockSynchronizer:
+    """Maps (master receive time, device time) pairs to corrected master timestamps, modelling offset and drift.
+
+    Differences from Syntalos on purpose: output is corrected from the first pair (``is_calibrated`` once the
+    estimate is drift-aware, about one second of data); ``calibration_points_count`` is kept for API
+    compatibility only; device clock steps and backwards timestamps re-calibrate instead of producing garbage.
+    """
+
+    def __init__(self, expected_frequency_hz: float = 0, id: str | None = None) -> None:  # noqa: A002 - Syntalos name
+        self.id = id or random_sync_id()
+        self._strategies = TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD | TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD
+        self._tolerance_usec = SECONDARY_CLOCK_TOLERANCE_USEC
+        self._calibration_points = DEFAULT_CALIBRATION_POINTS
+        self._expected_frequency_hz = 0.0
+        self._tsync_path: Path | None = None
+        self._clock_adjust_callback: Callable[[int, float], None] | None = None
+        self.estimator_options: dict[str, Any] = {}
+        self._started = False
+        self._stopped = False
+        self._reset_state()
+        if expected_frequency_hz > 0:
+            self.set_expected_clock_frequency_hz(expected_frequency_hz)
+
+    def _reset_state(self) -> None:
+        self._estimator = DriftEstimator(**self.estimator_options)
+        self._calibrated = False
+        self._expected_offset = 0
+        self._correction = 0
+        self._last_output: int | None = None
+        self._last_secondary = 0
+        self._last_adjust_correction = 0
+        self._recorder: SyncPointRecorder | None = None
+
+    # -- configuration (locked once calibrated, as in Syntalos) ---------------------------------------------
+
+    def _configurable(self, what: str) -> bool:
+        if self._calibrated:
+            warnings.warn(f"synchronizer {self.id}: cannot change {what} once calibrated; ignored",
+                          RuntimeWarning, stacklevel=3)
+            return False
+        return True
+
+    def set_calibration_points_count(self, count: int) -> None:
+        if self._configurable("the calibration point count"):
+            self._calibration_points = max(int(count), MIN_CALIBRATION_POINTS)
+
+    def set_expected_clock_frequency_hz(self, frequency_hz: float) -> None:
+        """As Syntalos: tolerance becomes half a sample period (the point count is kept for compatibility)."""
+        if frequency_hz <= 0:
+            warnings.warn(f"synchronizer {self.id}: ignoring expected frequency {frequency_hz} <= 0",
+                          RuntimeWarning, stacklevel=2)
+            return
+        if self._configurable("the expected frequency"):
+            self._expected_frequency_hz = float(frequency_hz)
+            self._calibration_points, self._tolerance_usec = syntalos_points_and_tolerance(frequency_hz)
+
+    def set_strategies(self, strategies: int) -> None:
+        if self._configurable("the strategies"):
+            self._strategies = TimeSyncStrategy(int(strategies))
+
+    def set_tolerance(self, tolerance_usec: int) -> None:
+        """Threshold for clock-adjust callbacks (ADJUST_CLOCK); also written to the tsync header."""
+        if int(tolerance_usec) <= 0:
+            raise ConfigError(f"tolerance must be positive, got {tolerance_usec}")
+        if self._configurable("the tolerance"):
+            self._tolerance_usec = int(tolerance_usec)
+
+    set_tolerance_usec = set_tolerance
+
+    def set_tsync_file_path(self, path: str | Path | None) -> None:
+        """Where WRITE_TSYNCFILE writes (``.tsync`` appended if missing); like Syntalos' basename setter,
+        a path sets WRITE_TSYNCFILE and an empty one clears it."""
+        if self._started and not self._stopped:
+            raise ConfigError("cannot change the tsync file of a running synchronizer")
+        if path is None or str(path) == "":
+            self._tsync_path = None
+            self._strategies &= ~TimeSyncStrategy.WRITE_TSYNCFILE
+            return
+        path = Path(path)
+        self._tsync_path = path if path.suffix == ".tsync" else path.with_name(path.name + ".tsync")
+        self._strategies |= TimeSyncStrategy.WRITE_TSYNCFILE
+
+    def set_clock_adjust_callback(self, callback: Callable[[int, float], None] | None) -> None:
+        """``callback(clock_correction_offset_usec, skew_ppm)``, called under ADJUST_CLOCK (see module doc)."""
+        self._clock_adjust_callback = callback
+
+    # -- read-only state ------------------------------------------------------------------------------------
+
+    @property
+    def strategies(self) -> TimeSyncStrategy:
+        return self._strategies
+
+    @property
+    def tolerance_usec(self) -> int:
+        return self._tolerance_usec
+
+    @property
+    def calibration_points_count(self) -> int:
+        return self._calibration_points
+
+    @property
+    def expected_clock_frequency_hz(self) -> float:
+        return self._expected_frequency_hz
+
+    @property
+    def tsync_file_path(self) -> Path | None:
+        return self._tsync_path
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self._calibrated
+
+    @property
+    def expected_offset_to_master_usec(self) -> int:
+        """Device minus master time at calibration (re-based at clock steps so the correction stays smooth)."""
+        return self._expected_offset
+
+    @property
+    def clock_correction_offset(self) -> int:
+        """How far the offset-shifted device time is ahead of the estimate, µs (negative: device clock slow)."""
+        return self._correction
+
+    clock_correction_offset_usec = clock_correction_offset
+
+    @property
+    def skew_ppm(self) -> float:
+        """Estimated device clock rate error (positive: device clock fast)."""
+        return self._estimator.skew_ppm
+
+    @property
+    def clock_resets(self) -> int:
+        """Device clock steps and backwards timestamps seen so far."""
+        return self._estimator.resets
+
+    # -- run ---------------------------------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Reset and (with WRITE_TSYNCFILE) open the tsync file. One run per instance, as in Syntalos."""
+        if self._started:
+            warnings.warn(f"synchronizer {self.id}: cannot be restarted", RuntimeWarning, stacklevel=2)
+            return False
+        self._reset_state()
+        if self._strategies & TimeSyncStrategy.WRITE_TSYNCFILE:
+            if self._tsync_path is None:
+                raise ConfigError(f"synchronizer {self.id}: WRITE_TSYNCFILE needs set_tsync_file_path(path)")
+            self._recorder = SyncPointRecorder(self._tsync_path, f"hwlink::{self.id}", self._tolerance_usec)
+        self._started = True
+        return True
+
+    def stop(self) -> None:
+        """Write the last pair and close the tsync file; safe to call more than once."""
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+        self._stopped = True
+
+    def __enter__(self) -> SecondaryClockSynchronizer:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def process_timestamp(self, master_usec: int, secondary_usec: int) -> int:
+        """The corrected master timestamp (µs) of a message the device stamped ``secondary_usec``."""
+        if not self._started:
+            self.start()
+        master = int(master_usec)
+        secondary = int(secondary_usec)
+        estimator = self._estimator
+        event = estimator.add(secondary, master)
+        estimate = estimator.master_time(secondary)
+        if estimate > master:
+            estimate = master  # nothing arrives before it happened
+        if not self._calibrated:
+            self._expected_offset = int(math.floor(secondary - estimate + 0.5))
+            self._calibrated = estimator.span_usec >= estimator.min_span_usec
+        elif event:
+            # re-calibrate at a clock step: keep the correction continuous, re-base the expected offset
+            self._expected_offset = int(math.floor(secondary - estimate + 0.5)) - self._correction
+        shifted = secondary - self._expected_offset
+        correction = int(math.floor(shifted - estimate + 0.5))
+        self._correction = correction
+        strategies = int(self._strategies)  # plain int: IntFlag operators cost a microsecond each
+        shift_bwd = strategies & _BWD
+        shift_fwd = strategies & _FWD
+        if not (shift_bwd or shift_fwd):
+            output = master
+        elif (shift_bwd or correction <= 0) and (shift_fwd or correction >= 0):
+            output = int(math.floor(estimate + 0.5))
+        else:
+            output = min(shifted, master)
+        last = self._last_output
+        if last is not None and output < last:
+            output = last
+        if self._recorder is not None:
+            self._recorder.record(secondary, output, bool(event), estimator.slope)
+        if strategies & _ADJUST and self._clock_adjust_callback is not None \
+                and self._calibrated and abs(correction - self._last_adjust_correction) > self._tolerance_usec:
+            self._last_adjust_correction = correction
+            self._clock_adjust_callback(correction, estimator.skew_ppm)
+        self._last_output = output
+        self._last_secondary = secondary
+        return output
