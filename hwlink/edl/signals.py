@@ -5,8 +5,9 @@ in lock-step, one row per sample or reading —
 
 * ``timestamps``: int64 µs on the hwlink master clock;
 * ``data``: samples x channels in the source's native dtype;
-* line readings also have ``line_ids`` (uint16) and, where the board has a clock, ``device_timestamps``
-  (int64 µs on the device clock, ``INT64_MIN`` where a reading had none);
+* line readings also have ``line_ids`` (uint16), where the board has a clock ``device_timestamps`` (int64 µs on
+  the device clock, ``INT64_MIN`` where a reading had none), and where ``timestamps`` are clock-synchronized
+  the raw host ``arrival_timestamps``;
 * signals whose blocks skipped samples get ``sample_gaps`` (rows x 2: row, acquisition sample index).
 
 Rows are copied into preallocated numpy buffers and written to HDF5 in bursts, each burst followed by
@@ -356,17 +357,24 @@ class SignalWriter(_WriterBase):
 
 
 class LineReadingWriter(_WriterBase):
-    """LineReadings of several lines in arrival order (long format: one row per reading)."""
+    """LineReadings of one or more lines in arrival order (long format: one row per reading).
+
+    ``timestamps`` holds the best master-clock time of each reading: the clock-synchronized time where one is
+    given to :meth:`append` (then the raw host arrival time goes to ``arrival_timestamps``), else the
+    reading's own ``time_usec``.
+    """
 
     def __init__(self, path: str | os.PathLike[str], line_names: Mapping[int, str], *,
-                 device_clock: bool = True, value_unit: str = "counts", collection_id: uuid.UUID | None = None,
-                 flush_interval: float = DEFAULT_FLUSH_INTERVAL, chunk_rows: int | None = 4096,
-                 attrs: Mapping[str, Any] | None = None) -> None:
+                 device_clock: bool = True, synced: bool = False, value_unit: str = "counts",
+                 collection_id: uuid.UUID | None = None, flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+                 chunk_rows: int | None = 4096, attrs: Mapping[str, Any] | None = None) -> None:
         self.line_names = {int(line_id): str(name) for line_id, name in line_names.items()}
         self.device_clock = bool(device_clock)
+        self.synced = bool(synced)
         root = _root_attrs(collection_id, attrs)
         root["line_ids"] = np.array(list(self.line_names), dtype=np.int64)
         root["line_names"] = list(self.line_names.values())
+        root["synced"] = self.synced
         columns: list[tuple[str, Any, int | None, Mapping[str, Any]]] = [
             ("timestamps", np.int64, None, {"unit": "us", "clock": "master"}),
             ("data", np.uint32, 1, {"channel_names": ["value"], "units": value_unit}),
@@ -375,28 +383,41 @@ class LineReadingWriter(_WriterBase):
         if self.device_clock:
             columns.append(("device_timestamps", np.int64, None,
                             {"unit": "us", "clock": "device", "missing": NO_DEVICE_TIME}))
+        if self.synced:
+            columns.append(("arrival_timestamps", np.int64, None, {"unit": "us", "clock": "master"}))
         self._store = _ColumnFile(Path(path), LAYOUT_LINE_READINGS, columns, root, flush_interval=flush_interval,
                                   chunk_rows=chunk_rows, compression=None)
         flushing.register(self)
 
-    def append(self, reading: LineReadingLike) -> None:
-        """Append one reading (anything with line_id, value, time_usec, device_time_usec)."""
+    def append(self, reading: LineReadingLike, synced_time_usec: int | None = None) -> None:
+        """Append one reading (anything with line_id, value, time_usec, device_time_usec); a writer made with
+        ``synced=True`` takes the clock-synchronized master time as ``synced_time_usec``."""
+        row: list[int] = [reading.time_usec if synced_time_usec is None else synced_time_usec,
+                          reading.value, reading.line_id]
         if self.device_clock:
             device = reading.device_time_usec
-            self._store.append_row((reading.time_usec, reading.value, reading.line_id,
-                                    NO_DEVICE_TIME if device is None else device))
-        else:
-            self._store.append_row((reading.time_usec, reading.value, reading.line_id))
+            row.append(NO_DEVICE_TIME if device is None else device)
+        if self.synced:
+            if synced_time_usec is None:
+                raise SignalWriteError("this line-reading writer records synced times: pass synced_time_usec")
+            row.append(reading.time_usec)
+        self._store.append_row(row)
 
     def append_arrays(self, time_usec: np.ndarray, line_ids: np.ndarray, values: np.ndarray,
-                      device_time_usec: np.ndarray | None = None) -> None:
+                      device_time_usec: np.ndarray | None = None,
+                      arrival_time_usec: np.ndarray | None = None) -> None:
+        """Bulk form of :meth:`append`; ``time_usec`` is the synced time when the writer is ``synced``."""
         arrays = [np.asarray(time_usec, dtype=np.int64), np.asarray(values).reshape(-1, 1),
                   np.asarray(line_ids, dtype=np.uint16)]
         if self.device_clock:
             arrays.append(np.full(arrays[0].shape, NO_DEVICE_TIME, dtype=np.int64) if device_time_usec is None
                           else np.asarray(device_time_usec, dtype=np.int64))
+        if self.synced:
+            if arrival_time_usec is None:
+                raise SignalWriteError("this line-reading writer records synced times: pass arrival_time_usec")
+            arrays.append(np.asarray(arrival_time_usec, dtype=np.int64))
         if len({array.shape[0] for array in arrays}) != 1:
-            raise SignalWriteError("time, line id, value and device time arrays differ in length")
+            raise SignalWriteError("time, line id, value and device/arrival time arrays differ in length")
         self._store.append_arrays(arrays)
 
 

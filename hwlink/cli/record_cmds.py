@@ -1,0 +1,354 @@
+"""``hwlink record`` (board lines into an EDL collection) and ``hwlink edl ls|verify``."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hwlink import __version__
+from hwlink.cli.common import DURATION, UserError, board_option, opened_board
+from hwlink.cli.lines_cmds import configure_inputs
+from hwlink.drivers import Board, LineInfo, LineMode
+from hwlink.edl import Collection, Dataset, EdlError, LineReadingWriter, SignalWriter, TableWriter
+from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
+from hwlink.errors import BoardError
+from hwlink.lines import LineReading, SignalBlock
+
+EVENT_HEADER = ["time_usec", "value", "device_time_usec"]
+PROGRESS_INTERVAL_S = 0.5
+
+
+def _split_lines(values: tuple[str, ...]) -> list[str]:
+    refs = [piece.strip() for value in values for piece in value.split(",")]
+    if not refs or any(not ref for ref in refs):
+        raise UserError(f"bad --lines {','.join(values)!r}: give line names or numbers separated by commas")
+    return refs
+
+
+def _synchronizer(path: Path, name: str) -> Any:
+    """A SecondaryClockSynchronizer writing its sync points to ``path`` (``hwlink.sync`` is a peer layer)."""
+    from hwlink.sync.secondary import SecondaryClockSynchronizer
+
+    sync = SecondaryClockSynchronizer(id=name)
+    sync.set_tsync_file_path(path)
+    sync.start()
+    return sync
+
+
+@dataclass
+class LineStream:
+    """One recorded input line: its dataset, writer and (with a device clock) clock synchronizer."""
+
+    info: LineInfo
+    dataset: Dataset
+    writer: LineReadingWriter | TableWriter
+    sync: Any = None
+    count: int = 0
+
+    def record(self, reading: LineReading) -> None:
+        synced = None
+        if self.sync is not None and reading.device_time_usec is not None:
+            synced = self.sync.process_timestamp(reading.time_usec, reading.device_time_usec)
+        if isinstance(self.writer, TableWriter):
+            device = "" if reading.device_time_usec is None else reading.device_time_usec
+            time_usec = reading.time_usec if synced is None else synced
+            row = [time_usec, reading.value, device]
+            if self.sync is not None:
+                row.append(reading.time_usec)
+            self.writer.append(row)
+        else:
+            self.writer.append(reading, synced if self.sync is not None else None)
+        self.count += 1
+
+    def close(self) -> None:
+        if self.sync is not None:
+            self.sync.stop()
+
+
+@dataclass
+class SignalStream:
+    dataset: Dataset
+    writer: SignalWriter
+    count: int = 0
+
+
+@dataclass
+class Recorder:
+    """Turns a board's readings and signal blocks into datasets of one collection."""
+
+    board: Board
+    collection: Collection
+    lines: dict[int, LineStream] = field(default_factory=dict)
+    signals: dict[tuple[int, ...], SignalStream] = field(default_factory=dict)
+
+    def add_line(self, info: LineInfo) -> None:
+        mode = self.board.mode(info.line_id)
+        dataset = self.collection.create_dataset(info.name)
+        dataset.update_attributes({"line_id": info.line_id, "line_name": info.name, "board": self.board.url,
+                                   "mode": mode.value if mode else "unknown", "time_unit": "us"})
+        device_clock = self.board.has_device_clock
+        if mode is LineMode.ANALOG_IN:
+            writer: LineReadingWriter | TableWriter = dataset.line_reading_writer(
+                {info.line_id: info.name}, device_clock=device_clock, synced=device_clock,
+                summary=f"Analog readings of line {info.name}")
+        else:
+            header = EVENT_HEADER + (["arrival_time_usec"] if device_clock else [])
+            writer = dataset.table_writer(header, summary=f"Level changes of line {info.name}")
+        sync = None
+        if device_clock:
+            tsync_path = dataset.add_aux_file(f"{dataset.name}_clocksync.tsync", key="clocksync",
+                                              summary=f"Clock sync of {self.board.url} (device -> master µs)")
+            sync = _synchronizer(tsync_path, f"{dataset.name}")
+            dataset.set_attribute("timestamps", "clock-synchronized master time (device time mapped through "
+                                                "the clock sync in the tsync aux file)")
+        self.lines[info.line_id] = LineStream(info, dataset, writer, sync)
+
+    def add_signal_block(self, block: SignalBlock) -> None:
+        key = tuple(block.line_ids)
+        stream = self.signals.get(key)
+        if stream is None:
+            name = "signals" if not self.signals else f"signals-{len(self.signals) + 1}"
+            dataset = self.collection.create_dataset(name)
+            names = [self._line_name(line_id) for line_id in key]
+            writer = dataset.signal_writer(names, block.data.dtype, line_ids=key,
+                                           summary=f"Sampled signals: {', '.join(names)}")
+            dataset.update_attributes({"board": self.board.url, "channel_names": names, "time_unit": "us"})
+            stream = self.signals[key] = SignalStream(dataset, writer)
+        stream.writer.append_block(block)
+        stream.count += block.length
+
+    def _line_name(self, line_id: int) -> str:
+        try:
+            return self.board.line(line_id).name
+        except Exception:
+            return str(line_id)
+
+    def progress(self, elapsed_s: float) -> str:
+        parts = [f"{stream.info.name} {stream.count}" for stream in self.lines.values()]
+        parts += [f"{stream.dataset.name} {stream.count} samples" for stream in self.signals.values()]
+        return f"recording {elapsed_s:7.1f} s: " + (", ".join(parts) or "waiting for data")
+
+    def close(self) -> list[BaseException]:
+        errors: list[BaseException] = []
+        for stream in self.lines.values():
+            try:
+                stream.close()
+            except Exception as error:
+                errors.append(error)
+        try:
+            self.collection.close()
+        except Exception as error:
+            errors.append(error)
+        return errors
+
+
+class StopFlag:
+    """Set by Ctrl-C or SIGTERM. A flag rather than an exception, so no write is ever interrupted halfway."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def request(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+@contextmanager
+def _signals_stop(flag: StopFlag) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+    previous = {signum: signal.signal(signum, flag.request) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _default_name() -> str:
+    return "hwlink-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+@click.command("record")
+@click.option("--lines", "line_refs", multiple=True, required=True,
+              help="Lines to record, comma-separated names or numbers (e.g. 2,A0,A1).")
+@click.option("--duration", type=DURATION, default=None, help="Stop after this long (default: until Ctrl-C).")
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory the collection is created in.")
+@click.option("--name", default=None, help="Collection name (default hwlink-YYYYMMDD-HHMMSS).")
+@click.option("--pullup", is_flag=True, help="Enable pull-ups on digital input lines.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@board_option
+def record_command(line_refs: tuple[str, ...], duration: int | None, output: Path, name: str | None,
+                   pullup: bool, quiet: bool, board_url: str) -> None:
+    """Record board LINES into a new EDL collection (HDF5 signals, CSV events, tsync clock sync).
+
+    Ctrl-C (or SIGTERM) stops cleanly with everything saved; data is flushed at least twice a second.
+    """
+    refs = _split_lines(line_refs)
+    with opened_board(board_url) as board:
+        infos = configure_inputs(board, tuple(refs), pullup)
+        if len({info.line_id for info in infos}) != len(infos):
+            raise UserError(f"--lines names a line twice: {','.join(refs)}")
+        collection = Collection.create(output, name or _default_name(), generator=f"hwlink {__version__}",
+                                       attributes={"board": board.url, "lines": [info.name for info in infos],
+                                                   "machine_node": f"{socket.gethostname()} [{platform.system()} "
+                                                                   f"{platform.release()}]"})
+        recorder = Recorder(board, collection)
+        outcome, failure = _record(board, recorder, infos, duration, quiet)
+    errors = recorder.close()
+    click.echo(f"{outcome}: {collection.path}", err=True)
+    for stream in recorder.lines.values():
+        click.echo(f"  {stream.dataset.name}: {stream.count} reading(s)", err=True)
+    for signal_stream in recorder.signals.values():
+        click.echo(f"  {signal_stream.dataset.name}: {signal_stream.count} sample(s)", err=True)
+    if errors:
+        raise UserError(f"saving the recording failed: {errors[0]}")
+    if failure is not None:
+        raise UserError(f"board failed, recording saved in {collection.path}: {failure}")
+
+
+def _record(board: Board, recorder: Recorder, infos: list[LineInfo], duration: int | None,
+            quiet: bool) -> tuple[str, BoardError | None]:
+    """The recording loop: drivers' threads only enqueue, this thread writes. Returns (outcome, board error)."""
+    inbox: queue.SimpleQueue[LineReading | SignalBlock | BoardError] = queue.SimpleQueue()
+    for info in infos:
+        recorder.add_line(info)
+    started_wall = datetime.datetime.now().astimezone()
+    started = time.monotonic()
+    deadline = None if duration is None else started + duration / 1e6
+    progress_due = started + PROGRESS_INTERVAL_S
+    tty = sys.stderr.isatty()
+    outcome, failure = "recorded", None
+    stop = StopFlag()
+    with _signals_stop(stop):
+        subscriptions = [board.subscribe(inbox.put, on_error=inbox.put, lines=[info.line_id for info in infos]),
+                         board.subscribe_signals(inbox.put, on_error=inbox.put)]
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                failure = _drain(inbox, recorder, timeout=0.05)
+                if failure is not None:
+                    outcome = "board failed"
+                    break
+                if stop.requested:
+                    outcome = "stopped"
+                    break
+                now = time.monotonic()
+                if not quiet and now >= progress_due:
+                    progress_due = now + PROGRESS_INTERVAL_S
+                    line = recorder.progress(now - started)
+                    click.echo(f"\r{line}" if tty else line, err=True, nl=not tty)
+        finally:
+            for subscription in subscriptions:
+                subscription.cancel()
+            if tty and not quiet:
+                click.echo("", err=True)
+        failure = failure or _drain(inbox, recorder, timeout=None, limit=None)
+    elapsed_ms = round((time.monotonic() - started) * 1000)
+    recorder.collection.update_attributes({
+        "recording_length_msec": elapsed_ms, "recording_start": started_wall.isoformat(timespec="seconds"),
+        "success": failure is None, "stopped_early": outcome == "stopped",
+        "failure_reason": None if failure is None else str(failure),
+    })
+    return outcome, failure
+
+
+def _drain(inbox: queue.SimpleQueue[Any], recorder: Recorder, timeout: float | None,
+           limit: int | None = 20_000) -> BoardError | None:
+    """Write what is queued, at most ``limit`` items so the caller keeps control (waiting up to ``timeout`` for
+    the first item; None: don't wait)."""
+    try:
+        item = inbox.get(timeout=timeout) if timeout is not None else inbox.get_nowait()
+    except queue.Empty:
+        return None
+    handled = 0
+    while True:
+        handled += 1
+        if isinstance(item, LineReading):
+            stream = recorder.lines.get(item.line_id)
+            if stream is not None:
+                stream.record(item)
+        elif isinstance(item, SignalBlock):
+            recorder.add_signal_block(item)
+        elif isinstance(item, BoardError):
+            _drain(inbox, recorder, timeout=None, limit=None)
+            return item
+        if limit is not None and handled >= limit:
+            return None
+        try:
+            item = inbox.get_nowait()
+        except queue.Empty:
+            return None
+
+
+# ----- hwlink edl ------------------------------------------------------------------------------------------
+def _tsync_reader() -> dict[str, FileReader]:
+    """tsync files are read by hwlink.sync (a peer layer of hwlink.edl), so the CLI plugs it in."""
+    try:
+        from hwlink.sync.tsync import read_tsync
+    except ImportError:
+        return {}
+
+    def read(path: Path) -> tuple[int, tuple[int, int] | None, list[str]]:
+        tsync = read_tsync(path, lenient=True)
+        problems = []
+        if tsync.truncation is not None:
+            problems.append(f"truncated: {tsync.truncation.describe()}")
+        if tsync.bad_blocks:
+            problems.append(f"corrupt block(s) {tsync.bad_blocks}")
+        usec_per_unit = tsync.time_units[1].usec_per_unit() or 1.0  # time2 is the master side (µs or ms)
+        span = (round(tsync.time2.min() * usec_per_unit), round(tsync.time2.max() * usec_per_unit)) \
+            if len(tsync) else None
+        return len(tsync), span, problems
+
+    return {"tsync": read}
+
+
+@click.group("edl")
+def edl_group() -> None:
+    """Inspect EDL collections (hwlink's, Syntalos', edlio's)."""
+
+
+@edl_group.command("ls")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def edl_ls(path: Path) -> None:
+    """Show the tree at PATH: units, data files, sizes, rows and time ranges."""
+    try:
+        lines = describe_tree(path, readers=_tsync_reader())
+    except EdlError as error:
+        raise UserError(str(error)) from None
+    for line in lines:
+        click.echo(line)
+
+
+@edl_group.command("verify")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def edl_verify(path: Path) -> None:
+    """Check PATH against the EDL format and its data files; exit code 1 if errors were found."""
+    findings: list[Finding] = verify_tree(path, readers=_tsync_reader())
+    for finding in findings:
+        click.echo(str(finding))
+    errors = sum(1 for finding in findings if finding.level == "error")
+    warnings = len(findings) - errors
+    click.echo(f"{path}: {errors} error(s), {warnings} warning(s)")
+    if errors:
+        sys.exit(1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(record_command)
+    group.add_command(edl_group)
+
