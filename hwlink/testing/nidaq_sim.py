@@ -752,16 +752,12 @@ class SimulatedNidaq(BaseInterpreter):
             return found.max_val
         if attribute == 0x17DE:
             return found.min_val
+        if attribute == 0x1765:
+            return float(found.device.ai_resolution_bits)
+        if attribute == 0x182C:
+            return float(found.device.ao_resolution_bits)
         if f"{attribute:#x}" in found.attributes:
             return float(found.attributes[f"{attribute:#x}"])
-        raise NotImplementedError(f"channel attribute {attribute:#x}")
-
-    def get_chan_attribute_uint32(self, task: int, channel: str, attribute: int) -> int:
-        found = self._channel(task, channel)
-        if attribute == 0x1765:
-            return found.device.ai_resolution_bits
-        if attribute == 0x182C:
-            return found.device.ao_resolution_bits
         raise NotImplementedError(f"channel attribute {attribute:#x}")
 
     def get_chan_attribute_string(self, task: int, channel: str, attribute: int) -> str:
