@@ -22,6 +22,7 @@ __all__ = [
 
 _SCHEMES: dict[str, str] = {
     "sim": "hwlink.drivers.sim:SimBoard",
+    "firmata": "hwlink.drivers.firmata:FirmataBoard",
     "nidaq": "hwlink.drivers.nidaq:NidaqBoard",
 }
 
@@ -39,6 +40,7 @@ class BoardDescription:
 # dependency is missing returns nothing rather than failing the listing.
 _DISCOVERY: dict[str, str] = {
     "sim": "hwlink.drivers.sim:discover",
+    "firmata": "hwlink.drivers.firmata:discover",
     "nidaq": "hwlink.drivers.nidaq:discover",
 }
 
