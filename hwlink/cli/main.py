@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "hwlink.cli.lines_cmds",
     "hwlink.cli.demo",
     "hwlink.cli.record_cmds",
+    "hwlink.cli.run_cmds",
 )
 
 

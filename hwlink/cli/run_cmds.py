@@ -1,0 +1,46 @@
+"""``hwlink run EXPERIMENT``: run an experiment file and record it into one EDL collection."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from hwlink.cli.common import DURATION
+from hwlink.units import format_usec
+
+
+@click.command("run")
+@click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--duration", type=DURATION, default=None, help="Stop after this long (overrides the file's).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Collection directory to create (default: NAME-DATE-TIME in the current directory).")
+def run_command(experiment: Path, duration: int | None, output: Path | None) -> None:
+    """Run EXPERIMENT (a TOML file) until its duration, an error, or Ctrl-C (twice forces)."""
+    from hwlink.runtime import Engine
+
+    engine = Engine(experiment, output, duration_usec=duration)
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if engine.stopping:
+            engine.force()
+            click.echo("forcing stop", err=True)
+        else:
+            engine.request_stop("interrupted")
+            click.echo("stopping (Ctrl-C again to force)", err=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = engine.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    where = result.collection_path or "(nothing recorded)"
+    click.echo(f"run {result.reason} after {format_usec(result.duration_usec)}; collection: {where}", err=True)
+    if result.failure is not None:
+        raise click.exceptions.Exit(1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(run_command)

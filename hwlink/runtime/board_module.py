@@ -1,0 +1,124 @@
+"""Any driver as an experiment module: LineCommands in, LineReadings and signal blocks out.
+
+The board's own reading thread emits straight into the connected ports (scripts get the reading sent without
+blocking that thread), so the master-clock stamp a reading carries is taken before any consumer runs. Boards
+with a device clock also record every (device time, master arrival time) pair into a tsync file in the
+board's dataset, for offline clock correction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwlink.drivers import Board, open_board
+from hwlink.errors import HwlinkError
+from hwlink.lines import ControlCommand, ControlCommandKind, LineCommand, LineModeFlags, LineReading, SignalBlock
+from hwlink.runtime.experiment import ModuleSpec, Settings
+from hwlink.runtime.module import InPort, Module, RunContext
+from hwlink.runtime.types import DataType, from_line_signal_block
+
+
+class BoardModule(Module):
+    """``kind = "board"``: ``url`` (any driver), optional ``inputs`` / ``outputs`` lines set up at start."""
+
+    kind = "board"
+    description = "board"
+    is_source = True
+
+    def __init__(self, spec: ModuleSpec, ctx: RunContext) -> None:
+        super().__init__(spec, ctx)
+        settings = Settings(spec)
+        self.url = settings.text("url")
+        self._input_refs = settings.strings("inputs", [])
+        self._output_refs = settings.strings("outputs", [])
+        self._pullup = bool(settings.raw("pullup", False))
+        self._record_clock = bool(settings.raw("clock_sync_file", True))
+        self._settings = settings
+        settings.finish(self.description)
+        self.add_input("commands", DataType.LineCommand, self._on_command)
+        self.add_input("control", DataType.ControlCommand, self._on_control)
+        self.readings = self.add_output("readings", DataType.LineReading)
+        self.signals = self.add_output("signals", DataType.SignalBlockF32)
+        self.board: Board | None = None
+        self._delivering = False
+        self._running = False
+        self._tsync: Any = None
+        self._subscriptions: list[Any] = []
+
+    def load(self) -> None:
+        try:
+            self.board = open_board(self.url, clock=self.ctx.clock)
+            for ref in (*self._input_refs, *self._output_refs):
+                self.board.line(ref)
+        except HwlinkError as error:
+            raise self._settings.error("url" if self.board is None else "inputs", str(error)) from None
+        names = {info.line_id: info.name for info in self.board.lines}
+        self.readings.metadata = {"line_names": names, "device_clock": self.board.has_device_clock,
+                                  "board": self.url}
+        self._subscriptions.append(self.board.subscribe(self._on_reading, on_error=self._on_board_error))
+        self._subscriptions.append(self.board.subscribe_signals(self._on_signals, on_error=self._on_board_error))
+
+    def prepare(self) -> None:
+        self.readings.set_metadata(self.readings.metadata)
+        if self.board is not None and self.board.has_device_clock and self._record_clock:
+            from hwlink.sync.tsync import TSyncWriter
+
+            dataset = self.ctx.dataset(self.name)
+            collection = self.ctx.collection
+            self._tsync = TSyncWriter(
+                dataset.add_aux_file(f"{self.name}-clock.tsync", key="clock-sync",
+                                     summary="device time vs master arrival time of every reading"),
+                module_name=self.name, collection_id=collection.collection_id if collection else None,
+                time_names=("device-time", "master-time"))
+
+    def start(self) -> None:
+        assert self.board is not None
+        for ref in self._input_refs:
+            info = self.board.line(ref)
+            flags = LineModeFlags.IS_INPUT
+            if self._pullup and info.pullup:
+                flags |= LineModeFlags.PULL_UP
+            self.board.set_mode(info.line_id, flags)
+        for ref in self._output_refs:
+            self.board.set_mode(self.board.line(ref).line_id, LineModeFlags.IS_OUTPUT)
+        self._running = True
+        self._delivering = True
+
+    def _on_reading(self, reading: LineReading) -> None:
+        if not self._delivering:
+            return
+        if self._tsync is not None and reading.device_time_usec is not None:
+            self._tsync.add(reading.device_time_usec, reading.time_usec)
+        self.readings.emit(reading)
+
+    def _on_signals(self, block: SignalBlock) -> None:
+        if self._delivering:
+            self.signals.emit(from_line_signal_block(block, DataType.SignalBlockF32))
+
+    def _on_board_error(self, error: HwlinkError) -> None:
+        if self._running:
+            self.ctx.fail(self.name, f"board {self.url} failed: {error}")
+
+    def _on_command(self, port: InPort, command: LineCommand) -> None:
+        if self._running and self.board is not None:
+            self.board.submit(command)
+
+    def _on_control(self, port: InPort, command: ControlCommand) -> None:
+        """START resumes and PAUSE/STOP pause the delivery of readings (the board keeps running)."""
+        if command.kind == ControlCommandKind.START:
+            self._delivering = self._running
+        elif command.kind in (ControlCommandKind.PAUSE, ControlCommandKind.STOP):
+            self._delivering = False
+
+    def stop(self) -> None:
+        self._delivering = False
+
+    def close(self) -> None:
+        self._running = False
+        self._delivering = False
+        for subscription in self._subscriptions:
+            subscription.cancel()
+        if self.board is not None:
+            self.board.close()
+        if self._tsync is not None:
+            self._tsync.close()

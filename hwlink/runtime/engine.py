@@ -1,0 +1,329 @@
+"""The engine: builds an experiment's modules, connects their ports, runs them, records into one collection.
+
+Order of a run: check the file and every module's settings (errors name the line) -> create the collection
+(the experiment file is its first dataset) -> load modules (boards open, script workers start and run their
+module-level code) -> connect ports (checked again with the ports scripts registered) -> prepare (in data-flow
+order, so metadata reaches consumers first) -> clock zero -> start (consumers first, sources last) -> wait
+for a stop condition -> stop (sources first) -> close modules -> close the collection. Whatever ends the run
+(duration, a script's ``raise_error``, a failing module, Ctrl-C, a second Ctrl-C forcing), the collection is
+closed with the data recorded so far.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from hwlink.clock import MasterClock
+from hwlink.edl import Collection, CreateFlag, Dataset, uuid7
+from hwlink.errors import HwlinkError
+from hwlink.runtime.board_module import BoardModule
+from hwlink.runtime.experiment import ExperimentError, ExperimentFile, load_experiment
+from hwlink.runtime.generators import CameraModule, PulseTrainModule, SignalSourceModule, ToneModule
+from hwlink.runtime.module import Module
+from hwlink.runtime.recorder import RecorderModule
+from hwlink.runtime.script_module import OEProcessorModule, ScriptModule, WorkerFailed
+from hwlink.runtime.types import can_connect
+
+MODULE_KINDS: dict[str, type[Module]] = {cls.kind: cls for cls in (
+    BoardModule, ScriptModule, OEProcessorModule, RecorderModule, CameraModule, SignalSourceModule, ToneModule,
+    PulseTrainModule)}
+
+RUN_DATASET = "hwlink-run"
+
+
+@dataclass
+class RunResult:
+    reason: str  # 'duration', 'interrupted', 'forced', 'failed', 'finished'
+    failure: str | None
+    collection_path: Path | None
+    duration_usec: int
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def build_modules(experiment: ExperimentFile, ctx: Any) -> dict[str, Module]:
+    modules = {}
+    for name, spec in experiment.modules.items():
+        cls = MODULE_KINDS.get(spec.kind)
+        if cls is None:
+            raise spec.error(f"unknown module kind {spec.kind!r}; known kinds: {', '.join(sorted(MODULE_KINDS))}",
+                             "kind")
+        modules[name] = cls(spec, ctx)
+    return modules
+
+
+class Engine:
+    """One run of one experiment file. Use ``run()``; tests may reach modules through ``modules``."""
+
+    def __init__(self, experiment: ExperimentFile | str | Path, output: str | Path | None = None, *,
+                 duration_usec: int | None = None, out: TextIO | None = None) -> None:
+        self.experiment = experiment if isinstance(experiment, ExperimentFile) else load_experiment(experiment)
+        self.duration_usec = duration_usec if duration_usec is not None else self.experiment.duration_usec
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.output = Path(output) if output is not None else Path(f"{self.experiment.name}-{stamp}")
+        self.out = out or sys.stderr
+        self.clock = MasterClock()
+        self.run_uuid = uuid7().bytes
+        self.collection: Collection | None = None
+        self.failure: str | None = None
+        self.failed_module: str | None = None
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._forced = False
+        self._print_lock = threading.Lock()
+        self._logs: dict[str, TextIO] = {}
+        self._run_log: TextIO | None = None
+        self._run_dataset: Dataset | None = None
+        self._started = False
+        self.on_started: Callable[[Engine], None] | None = None
+        self.modules = build_modules(self.experiment, self)
+        self._check_static_connections()
+
+    # ----- context offered to modules ---------------------------------------------------------------------
+    @property
+    def forced(self) -> bool:
+        return self._forced
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def fail(self, module: str, message: str) -> None:
+        """The first failure ends the run; it is logged and reported."""
+        with self._print_lock:
+            first = self.failure is None
+            if first:
+                self.failure = message
+                self.failed_module = module
+        if first:
+            self.log(module, f"FAILED: {message}", "engine")
+            self.request_stop("failed")
+
+    def log(self, module: str, text: str, stream: str = "stdout") -> None:
+        with self._print_lock:
+            for line in text.splitlines() or [""]:
+                print(f"[{module}] {line}", file=self.out, flush=True)
+                log = self._logs.get(module) if stream != "engine" else None
+                if log is not None:
+                    log.write(line + "\n")
+                    log.flush()
+                if self._run_log is not None and stream != "stdout":
+                    self._run_log.write(f"{self.clock.now_usec() / 1e6:10.3f} [{module}] {line}\n")
+                    self._run_log.flush()
+
+    def dataset(self, name: str, group: str = "") -> Dataset:
+        """Create-or-open a dataset (``group`` may be 'a/b') in the run's collection."""
+        assert self.collection is not None
+        parent = self.collection
+        for part in filter(None, group.split("/")):
+            parent = parent.create_group(part, CreateFlag.CREATE_OR_OPEN)
+        return parent.create_dataset(name, CreateFlag.CREATE_OR_OPEN)
+
+    def storage_request(self, module: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A script's EDL request (the engine owns the collection's manifests)."""
+        assert self.collection is not None
+        op = fields["op"]
+        unit = self._unit(fields.get("unit", fields.get("parent", "")))
+        if op in ("group", "dataset"):
+            if op == "group":
+                child = unit.create_group(fields["name"], CreateFlag.CREATE_OR_OPEN)  # type: ignore[union-attr]
+            else:
+                child = unit.create_dataset(fields["name"], CreateFlag.CREATE_OR_OPEN)  # type: ignore[union-attr]
+            return {"path": str(child.path), "name": child.name, "unit": child.unit_path}
+        if op == "set-data-file":
+            unit.set_data_file(fields["file_name"], fields["summary"] or None)  # type: ignore[union-attr]
+            if fields.get("scan"):
+                unit.set_data_scan_pattern(fields["file_name"], fields["summary"] or None)  # type: ignore[union-attr]
+        elif op == "add-aux-file":
+            if fields.get("scan"):
+                unit.add_aux_scan_pattern(fields["file_name"], fields["summary"] or None)  # type: ignore[union-attr]
+            else:
+                unit.add_aux_file(fields["file_name"], fields["key"] or None,  # type: ignore[union-attr]
+                                  fields["summary"] or None)
+        elif op == "set-attribute":
+            unit.set_attribute(fields["key"], fields["value"])
+        else:
+            raise HwlinkError(f"unknown storage request {op!r}")
+        return {}
+
+    def _unit(self, unit_path: str) -> Any:
+        assert self.collection is not None
+        unit: Any = self.collection
+        for part in filter(None, unit_path.strip("/").split("/")):
+            unit = unit[part]
+        return unit
+
+    def save_settings(self, module: str, data: bytes) -> None:
+        if self._run_dataset is not None:
+            self._run_dataset.add_aux_file(f"{module}.settings", key=f"{module}-settings").write_bytes(data)
+
+    # ----- checking ------------------------------------------------------------------------------------------
+    def _check_static_connections(self) -> None:
+        self._resolve_connections(final=False)
+
+    def _resolve_connections(self, final: bool) -> list[tuple[Any, Any]]:
+        pairs = []
+        taken: dict[Any, Any] = {}
+        for connection in self.experiment.connections:
+            source_module = self.modules[connection.source_module]
+            target_module = self.modules[connection.target_module]
+            source = source_module.outputs.get(connection.source_port)
+            target = target_module.inputs.get(connection.target_port)
+            if source is None and (final or not source_module.dynamic_ports):
+                known = ", ".join(source_module.outputs) or "none"
+                raise connection.error(f"module {source_module.name!r} has no output port "
+                                       f"{connection.source_port!r}; its outputs: {known}", "from")
+            if target is None and (final or not target_module.dynamic_ports):
+                known = ", ".join(target_module.inputs) or "none"
+                raise connection.error(f"module {target_module.name!r} has no input port "
+                                       f"{connection.target_port!r}; its inputs: {known}", "to")
+            if source is None or target is None:
+                continue
+            if target.data_type is not None and source.data_type is not None \
+                    and not can_connect(source.data_type, target.data_type):
+                raise connection.error(f"type mismatch: {source} gives {source.data_type.name} but {target} "
+                                       f"takes {target.data_type.name}", "to")
+            if target in taken:
+                raise connection.error(f"input {target} is already connected to {taken[target]}", "to")
+            taken[target] = source
+            pairs.append((source, target))
+        return pairs
+
+    def _flow_order(self) -> list[Module]:
+        """Producers before consumers (cycles, e.g. board <-> script, keep file order)."""
+        upstream: dict[str, set[str]] = {name: set() for name in self.modules}
+        for connection in self.experiment.connections:
+            if connection.source_module != connection.target_module:
+                upstream[connection.target_module].add(connection.source_module)
+        order: list[str] = []
+        remaining = list(self.modules)
+        while remaining:
+            ready = [n for n in remaining if not (upstream[n] - set(order))] or [remaining[0]]
+            order.append(ready[0])
+            remaining.remove(ready[0])
+        return [self.modules[name] for name in order]
+
+    # ----- running ---------------------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        if not self._stop_reason:
+            self._stop_reason = reason
+        self._stop.set()
+
+    def force(self) -> None:
+        """A second Ctrl-C: stop waiting for modules, kill workers, still close the collection."""
+        self._forced = True
+        self.request_stop("forced")
+
+    def _open_collection(self) -> None:
+        if self.output.exists() and any(self.output.iterdir()):
+            raise HwlinkError(f"output directory {self.output} exists and is not empty")
+        self.collection = Collection.create(self.output, attributes={"experiment": self.experiment.name})
+        self._run_dataset = self.collection.create_dataset(RUN_DATASET)
+        shutil.copyfile(self.experiment.path, self._run_dataset.set_data_file(
+            self.experiment.path.name, summary="the experiment file of this run", media_type="application/toml"))
+        self._run_log = open(self._run_dataset.add_aux_file("run.log", key="run-log", summary="engine log"), "w")
+        for module in self.modules.values():
+            if isinstance(module, ScriptModule):
+                path = self._run_dataset.add_aux_file(f"{module.name}.log", key=f"{module.name}-log",
+                                                      summary=f"output of script {module.script.name}")
+                self._logs[module.name] = open(path, "w")
+
+    def run(self) -> RunResult:
+        """Run until a stop condition; always closes the collection. Raises ExperimentError before recording
+        starts if the experiment does not fit together."""
+        started_at = 0
+        early = [m for m in self.modules.values() if not isinstance(m, ScriptModule)]
+        try:
+            for module in early:  # boards open before anything is written: a bad URL leaves no collection
+                module.load()
+        except BaseException:
+            for module in early:
+                self._guard(module, module.close)
+            raise
+        try:
+            self._open_collection()
+            self.log("engine", f"recording to {self.output}", "engine")
+            for module in self.modules.values():
+                if module not in early:
+                    module.load()
+            for module in self.modules.values():
+                module.wait_loaded()
+            if self.failure is None:
+                for source, target in self._resolve_connections(final=True):
+                    target.attach(source)
+                for module in self._flow_order():
+                    if self.failure is not None or self._stop.is_set():
+                        break
+                    module.prepare()
+            if self.failure is None and not self._stop.is_set():
+                self._start()
+                started_at = self.clock.now_usec()
+                self._wait_for_stop()
+        except WorkerFailed:
+            pass
+        except KeyboardInterrupt:
+            self.request_stop("interrupted")
+        finally:
+            self._shutdown()
+        reason = "failed" if self.failure else (self._stop_reason or "finished")
+        return RunResult(reason, self.failure, self.collection.path if self.collection else None,
+                         self.clock.now_usec() - started_at if started_at or self._started else 0)
+
+    def _start(self) -> None:
+        self.clock.start_ns = time.monotonic_ns()  # time zero of the run; every module shares this clock
+        order = self._flow_order()
+        for module in [m for m in reversed(order) if not m.is_source] + [m for m in order if m.is_source]:
+            if self.failure is not None:
+                return
+            module.start()
+        self._started = True
+        self.log("engine", "started", "engine")
+        if self.on_started is not None:
+            self.on_started(self)
+
+    def _wait_for_stop(self) -> None:
+        deadline = None if self.duration_usec is None else self.duration_usec
+        while not self._stop.is_set():
+            remaining = None if deadline is None else (deadline - self.clock.now_usec()) / 1e6
+            if remaining is not None and remaining <= 0:
+                self.request_stop("duration")
+                break
+            self._stop.wait(0.2 if remaining is None else min(remaining, 0.2))
+
+    def _shutdown(self) -> None:
+        order = self._flow_order()
+        if self._started:
+            for module in [m for m in order if m.is_source] + [m for m in order if not m.is_source]:
+                self._guard(module, module.stop)
+        for module in order:
+            self._guard(module, module.close)
+        self.log("engine", f"stopped ({self.failure and 'failed' or self._stop_reason or 'finished'})", "engine")
+        for log in self._logs.values():
+            log.close()
+        if self._run_log is not None:
+            self._run_log.close()
+            self._run_log = None
+        if self.collection is not None:
+            self.collection.close()
+
+    def _guard(self, module: Module, step: Callable[[], None]) -> None:
+        """Stopping continues past a module that fails to stop: the rest of the data must be closed."""
+        try:
+            step()
+        except KeyboardInterrupt:
+            self.force()
+        except Exception as error:
+            self.log(module.name, f"error while stopping: {error}", "engine")
+
+
+__all__ = ["Engine", "ExperimentError", "MODULE_KINDS", "RunResult", "build_modules"]
