@@ -309,7 +309,7 @@ def _tsync_reader() -> dict[str, FileReader]:
             problems.append(f"truncated: {tsync.truncation.describe()}")
         if tsync.bad_blocks:
             problems.append(f"corrupt block(s) {tsync.bad_blocks}")
-        usec_per_unit = tsync.time_units[1].usec_per_unit() or 1.0  # time2 is the master side (µs or ms)
+        usec_per_unit = tsync.time_units[1].usec_per_unit or 1.0  # time2 is the master side (µs or ms)
         span = (round(tsync.time2.min() * usec_per_unit), round(tsync.time2.max() * usec_per_unit)) \
             if len(tsync) else None
         return len(tsync), span, problems

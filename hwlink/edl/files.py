@@ -40,11 +40,15 @@ def media_type_of(fname: str) -> str | None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so a crash leaves either the old or the new file, never a torn one."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     fsync_directory(path.parent)
 
 
