@@ -17,7 +17,8 @@ Timing, and where each timestamp comes from:
 
 * Analog input runs continuously on the device's sample clock; every ``block`` samples an every-N-samples
   event reads them and delivers one float32 ``SignalBlock`` (samples x channels, volts) whose sample indices are
-  mapped to the master clock by a sample-counter synchronizer (nominal rate, drift estimated from block arrivals).
+  mapped to the master clock by ``hwlink.sync.SampleCounterSynchronizer`` (offset and drift estimated from block
+  arrivals; one synchronizer per acquisition).
   Subscribers that name an AI line also get ``LineReading``s with the sample as a code (0..2^bits-1 over the range).
 * Digital input is *hardware-timed sampling* (not change detection) at ``di_rate`` on the DI sample clock; edges
   are found between consecutive samples, so an edge's ``device_time_usec`` is the sample index / rate (resolution
@@ -53,6 +54,7 @@ from hwlink.drivers.lineinfo import LineInfo, LineMode
 from hwlink.drivers.scheduler import PulseTrain
 from hwlink.errors import BoardError, ConfigError, LineError
 from hwlink.lines import LineReading, SignalBlock
+from hwlink.sync import SampleCounterSynchronizer
 from hwlink.units import parse_duration_usec, parse_frequency_hz
 
 DIGITAL_PORT_STRIDE = 100
@@ -174,25 +176,6 @@ def nidaq_line_id(physical: str) -> int:
     raise ValueError(f"not an NI channel name: {physical!r}")
 
 
-class SampleClockMap:
-    """Sample index -> master µs for one acquisition: nominal period, offset from the earliest-arriving block.
-
-    A block's last sample cannot have been taken after the block arrived, so ``arrival - index * period`` bounds
-    the clock offset from above; the smallest bound seen is the estimate (transport and scheduling delays only add).
-    """
-
-    def __init__(self, sample_rate_hz: float) -> None:
-        self.period_usec = 1e6 / sample_rate_hz
-        self._offset_usec: float | None = None
-
-    def map(self, first_index: int, count: int, arrival_usec: int) -> np.ndarray:
-        bound = arrival_usec - (first_index + count - 1) * self.period_usec
-        if self._offset_usec is None or bound < self._offset_usec:
-            self._offset_usec = bound
-        indices = np.arange(first_index, first_index + count, dtype=np.float64)
-        return np.rint(self._offset_usec + indices * self.period_usec).astype(np.int64)
-
-
 class _Acquisition:
     """One continuous hardware-clocked input task (AI or DI) read block by block from its every-N event."""
 
@@ -206,7 +189,8 @@ class _Acquisition:
         self.rate_hz = rate_hz
         self.block = block
         self.next_index = 0
-        self.clock_map = SampleClockMap(rate_hz)
+        kind = "ai" if self.analog else "di"
+        self.synchronizer = SampleCounterSynchronizer(rate_hz, id=f"{board.device_name}-{kind}")
         self.last_levels: np.ndarray | None = None
         self.failed = False
         self._closed = False
@@ -251,7 +235,7 @@ class _Acquisition:
             return 0
         arrival = self.board.clock.now_usec()
         first = self.next_index
-        timestamps = self.clock_map.map(first, count, arrival)
+        timestamps = self.synchronizer.process_block(arrival, count, first)
         self.next_index += count
         if self.analog:
             self.board._deliver_analog(self, timestamps, data, first)
@@ -327,7 +311,7 @@ class NidaqBoard(Board):
             ai_ranges = list(device.ai_voltage_rngs) if ai else []
             ao_ranges = list(device.ao_voltage_rngs) if ao else []
         except nidaqmx.errors.DaqError as error:
-            raise self._error(None, error) from None
+            raise self._daq_error(None, error) from None
         widest_ai = max((abs(v) for v in ai_ranges), default=10.0)
         self._ai_range = (-(config.ai_range_volts or widest_ai), config.ai_range_volts or widest_ai)
         widest_ao = max((abs(v) for v in ao_ranges), default=10.0)
@@ -367,7 +351,7 @@ class NidaqBoard(Board):
     def _physical(self, info: LineInfo) -> str:
         return f"{self.device_name}/{info.name}"
 
-    def _error(self, channels: str | None, error: BaseException) -> BoardError:
+    def _daq_error(self, channels: str | None, error: BaseException) -> BoardError:
         """A DAQmx error as one line naming the device, the channel(s) and the DAQmx code."""
         code = getattr(error, "error_code", None)
         where = channels or self.device_name
@@ -384,7 +368,7 @@ class NidaqBoard(Board):
         try:
             return function(*args, **kwargs)
         except self._nidaqmx.errors.DaqError as error:
-            raise self._error(channels, error) from None
+            raise self._daq_error(channels, error) from None
 
     def _resolution(self, names: list[str], kind: str) -> int:
         """ADC/DAC resolution, read from a throwaway task (DAQmx has no device attribute for it)."""
@@ -650,7 +634,7 @@ class NidaqBoard(Board):
             train.task.wait_until_done(timeout=duration + 5.0)
         except self._nidaqmx.errors.DaqError as error:
             if not train.cancelled:
-                train.error = self._error(channel, error)
+                train.error = self._daq_error(channel, error)
             train._cancel()
         with self._lock:
             if train.cancelled:
@@ -707,7 +691,7 @@ class NidaqBoard(Board):
 
     def _acquisition_failed(self, acquisition: _Acquisition, error: BaseException) -> None:
         """Stop the acquisition (off the DAQmx thread) and tell subscribers; data delivered so far stays."""
-        failure = self._error(acquisition.channels, error)
+        failure = self._daq_error(acquisition.channels, error)
         threading.Thread(target=acquisition.close, name="hwlink-nidaq-stop", daemon=True).start()
         self._fail(BoardError(f"{failure} after {acquisition.next_index} samples"))
 

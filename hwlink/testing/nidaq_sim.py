@@ -232,7 +232,8 @@ class SimulatedNidaq(BaseInterpreter):
         check_seam()
         self._saved_seam = getattr(SEAM_MODULE, SEAM_FUNCTION)
 
-        def select_interpreter(grpc_options: object = None, interpreter: BaseInterpreter | None = None) -> BaseInterpreter:
+        def select_interpreter(grpc_options: object = None,
+                               interpreter: BaseInterpreter | None = None) -> BaseInterpreter:
             return interpreter or self
 
         setattr(SEAM_MODULE, SEAM_FUNCTION, select_interpreter)
@@ -285,6 +286,15 @@ class SimulatedNidaq(BaseInterpreter):
         """
         with self._lock:
             self._injected.append(_Injected(code, operation, channel, after_samples, message))
+
+    def sample_time_ns(self, device: str, channel: str, index: int) -> int:
+        """When the running acquisition that samples ``channel`` took sample ``index`` (monotonic ns)."""
+        with self._lock:
+            for task in self._tasks.values():
+                if task.running and task.rate_hz and any(
+                        c.device.name == device and c.physical == channel for c in task.channels):
+                    return int(task.t0_ns + index * task.period_ns)
+        raise KeyError(f"no running acquisition samples {device}/{channel}")
 
     def running_tasks(self) -> list[str]:
         with self._lock:
@@ -465,7 +475,8 @@ class SimulatedNidaq(BaseInterpreter):
             kind = sim_task.kind
             if kind is ChannelType.COUNTER_OUTPUT:
                 self._start_counter(sim_task)
-            elif kind in (ChannelType.ANALOG_OUTPUT, ChannelType.DIGITAL_OUTPUT) and sim_task.pending_waveform is not None:
+            elif kind in (ChannelType.ANALOG_OUTPUT, ChannelType.DIGITAL_OUTPUT) and \
+                    sim_task.pending_waveform is not None:
                 self._start_waveform(sim_task)
             if sim_task.every_n is not None:
                 self._start_event_thread(sim_task)
