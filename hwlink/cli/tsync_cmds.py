@@ -1,0 +1,380 @@
+"""tsync files and offline correction: ``hwlink tsync info|dump|verify|plot|correct`` and ``hwlink align``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+import click
+import numpy as np
+
+from hwlink.cli.common import DURATION, UserError
+from hwlink.errors import HwlinkError
+from hwlink.sync.align import align_edges
+from hwlink.sync.offline import IndexTable, Progress, correct_csv, correct_hdf5, load_mapping
+from hwlink.sync.tsync import TSyncFile, TSyncTruncationWarning, read_tsync
+from hwlink.units import parse_frequency_hz
+
+_CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+_HDF5_SUFFIXES = {".h5", ".hdf5", ".hdf"}
+_UNIT_TO_USEC = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def _read(path: str, lenient: bool = False) -> TSyncFile:
+    """Read with truncation reported on the result instead of as a Python warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TSyncTruncationWarning)
+        return read_tsync(path, lenient=lenient)
+
+
+def _status(file: TSyncFile) -> str:
+    if file.intact:
+        blocks = -(-len(file) // file.block_size)
+        return f"ok ({blocks} block(s) verified)"
+    parts = []
+    if file.bad_blocks:
+        parts.append(f"bad blocks skipped: {', '.join(map(str, file.bad_blocks))}")
+    if file.truncation is not None:
+        parts.append(file.truncation.describe())
+    return "; ".join(parts)
+
+
+def _range(column: np.ndarray) -> str:
+    return f"{int(column.min())} .. {int(column.max())}" if column.size else "(empty)"
+
+
+@click.group("tsync")
+def tsync_group() -> None:
+    """Inspect, check, export and apply Syntalos .tsync files."""
+
+
+@tsync_group.command("info")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def info_command(files: tuple[str, ...]) -> None:
+    """Header, units, counts, time range and checksum status of each FILE."""
+    failures = 0
+    for index, name in enumerate(files):
+        if index:
+            click.echo()
+        try:
+            file = _read(name)
+        except (HwlinkError, OSError) as error:
+            failures += 1
+            click.echo(f"{name}: {_one_line(error)}", err=True)
+            continue
+        units = [unit.label for unit in file.time_units]
+        click.echo(f"{name}")
+        click.echo(f"  format:        {file.variant}, created {file.created.isoformat()}")
+        click.echo(f"  module:        {file.module_name or '-'}; collection {file.collection_id}")
+        click.echo(f"  mode:          {file.mode.name}, block size {file.block_size}")
+        for column in (0, 1):
+            click.echo(f"  time{column + 1}:         {file.time_names[column]} ({units[column]}, "
+                       f"{file.data_types[column].name}), range {_range(file.times[:, column])}")
+        click.echo(f"  user data:     {json.dumps(file.user_data, ensure_ascii=False, sort_keys=True)}")
+        click.echo(f"  entries:       {len(file)}")
+        click.echo(f"  checksums:     {_status(file)}")
+        if not file.intact:
+            failures += 1
+    if failures:
+        raise UserError(f"{failures} of {len(files)} file(s) unreadable or damaged")
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error).replace("\n", " ")
+
+
+@tsync_group.command("verify")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def verify_command(files: tuple[str, ...]) -> None:
+    """Check every checksum of each FILE; exit 1 if any file is damaged or truncated."""
+    bad = 0
+    for name in files:
+        try:
+            file = _read(name)
+        except (HwlinkError, OSError) as error:
+            bad += 1
+            message = _one_line(error)
+            click.echo(f"{name}: FAILED: {message.removeprefix(f'{name}: ')}")
+            continue
+        if file.intact:
+            click.echo(f"{name}: ok ({len(file)} entries, {file.variant})")
+        else:
+            bad += 1
+            click.echo(f"{name}: FAILED: {_status(file)}")
+    if bad:
+        click.echo(f"{bad} of {len(files)} file(s) failed verification", err=True)
+        sys.exit(1)
+
+
+@tsync_group.command("dump")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "npy"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Output file (default: stdout for csv).")
+@click.option("--lenient", is_flag=True, help="Skip damaged blocks and keep unverified entries of a crashed file.")
+def dump_command(file: str, fmt: str, output: str | None, lenient: bool) -> None:
+    """Export the pairs of FILE: csv (a header line, then time1,time2 per row) or npy (an (n, 2) int64 array)."""
+    data = _read(file, lenient=lenient)
+    if data.truncation is not None or data.bad_blocks:
+        click.echo(f"{file}: warning: {_status(data)}", err=True)
+    if fmt == "npy":
+        if output is None:
+            raise UserError("--format npy needs -o/--output")
+        np.save(output, data.times)
+        return
+    with _text_output(output) as stream:
+        stream.write(f"{data.time_names[0]},{data.time_names[1]}\n")
+        for start in range(0, len(data), 1 << 16):
+            block = data.times[start:start + (1 << 16)].tolist()
+            stream.write("".join(f"{a},{b}\n" for a, b in block))
+
+
+@contextmanager
+def _text_output(path: str | None) -> Iterator[TextIO]:
+    if path is None:
+        yield click.get_text_stream("stdout")
+        return
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        yield stream
+
+
+@tsync_group.command("plot")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True), help="PNG file.")
+def plot_command(file: str, output: str) -> None:
+    """Plot the offset and the drift over the run of FILE into a PNG (needs matplotlib: hwlink[plot])."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("plotting needs matplotlib: pip install 'hwlink[plot]'") from None
+    data = _read(file)
+    if len(data) < 2:
+        raise UserError(f"{file}: needs at least 2 entries to plot, has {len(data)}")
+    x_label, x_us, offset_us = _offset_series(data)
+    drift_ppm = np.diff(offset_us) / np.diff(x_us) * 1e6 if np.all(np.diff(x_us) > 0) else None
+    figure, axes = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    axes[0].plot(x_us / 1e6, offset_us / 1e3, ".-", markersize=3)
+    axes[0].set_ylabel("offset (ms)")
+    axes[0].set_title(f"{Path(file).name}: {data.time_names[1]} vs {data.time_names[0]} ({data.mode.name})")
+    if drift_ppm is not None:
+        axes[1].step(x_us[1:] / 1e6, drift_ppm, where="pre")
+    axes[1].set_ylabel("drift (ppm)")
+    axes[1].set_xlabel(x_label)
+    for axis in axes:
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    click.echo(f"wrote {output}")
+
+
+def _offset_series(data: TSyncFile) -> tuple[str, np.ndarray, np.ndarray]:
+    """x (µs) and the offset to plot: time2 - time1 for two time columns, deviation from a line for an index."""
+    scale1, scale2 = (unit.usec_per_unit for unit in data.time_units)
+    second = data.time2.astype(np.float64) * (scale2 or 1.0)
+    first = data.time1.astype(np.float64)
+    if scale1 is None or scale2 is None:
+        slope, intercept = np.polyfit(first, second, 1)
+        return f"{data.time_names[1]} (s)", second, second - (intercept + slope * first)
+    first *= scale1
+    return f"{data.time_names[0]} (s)", first, second - first
+
+
+@tsync_group.command("correct")
+@click.argument("tsync_file", type=click.Path(dir_okay=False))
+@click.argument("input_path", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Output file (CSV/npy inputs; default INPUT with a _master suffix).")
+@click.option("--column", default=None, help="CSV column (name or 0-based index) or 2-D HDF5 column index.")
+@click.option("--dataset", default=None, help="HDF5 dataset to correct (input .h5/.hdf5).")
+@click.option("--rate", "rate", default=None, help="Values are sample indices at this rate, e.g. 30kHz.")
+@click.option("--unit", type=click.Choice(sorted(_UNIT_TO_USEC)), default="us", show_default=True,
+              help="Unit of time values in the input (ignored with --rate and for index tables).")
+@click.option("--new-column", default=None, help="Add the corrected values as this column instead of replacing.")
+def correct_command(tsync_file: str, input_path: str, output: str | None, column: str | None,
+                    dataset: str | None, rate: str | None, unit: str, new_column: str | None) -> None:
+    """Map the secondary times in INPUT to master µs using TSYNC_FILE.
+
+    SYNCPOINTS files map device times (or sample indices with --rate) by linear interpolation between sync
+    points, as edlio does; CONTINUOUS files are index -> time tables. INPUT is a CSV file (one --column), an
+    HDF5 file (--dataset; the result is a new dataset <name>_master_us), a .npy array, or an EDL dataset
+    directory (its data file is corrected with its own aux tsync, given here as TSYNC_FILE).
+    """
+    rate_hz = parse_frequency_hz(rate) if rate is not None else None
+    mapping = load_mapping(tsync_file, rate_hz=rate_hz)
+    scale = 1.0 if rate_hz is not None or isinstance(mapping, IndexTable) else _UNIT_TO_USEC[unit]
+    source = Path(input_path)
+    suffix = source.suffix.lower()
+    with _progress_bar(source.name) as progress:
+        if suffix in _HDF5_SUFFIXES:
+            if dataset is None:
+                raise UserError("an HDF5 input needs --dataset")
+            name = correct_hdf5(source, dataset, mapping, out_dataset=new_column,
+                                column=int(column) if column is not None else None, scale=scale, progress=progress)
+            message = f"wrote dataset {name} in {source}"
+        elif suffix == ".npy":
+            target = Path(output) if output else source.with_name(f"{source.stem}_master.npy")
+            values = np.load(source, mmap_mode="r")
+            result = np.empty(values.shape, dtype=np.float64)
+            for start in range(0, values.shape[0] if values.ndim else 0, 1 << 20):
+                piece = np.asarray(values[start:start + (1 << 20)], dtype=np.float64) * scale
+                mapping(piece, out=result[start:start + (1 << 20)])
+                progress(min(start + (1 << 20), values.shape[0]), values.shape[0])
+            np.save(target, result)
+            message = f"wrote {target} ({result.size} values)"
+        elif suffix in _CSV_SUFFIXES:
+            if column is None:
+                raise UserError("a CSV input needs --column (a name or 0-based index)")
+            target = Path(output) if output else source.with_name(f"{source.stem}_master{source.suffix}")
+            rows = correct_csv(source, target, column, mapping, new_column=new_column, scale=scale,
+                               progress=progress)
+            message = f"wrote {target} ({rows} rows)"
+        else:
+            raise UserError(f"{source}: unsupported input (use .csv/.tsv/.txt, .h5/.hdf5 or .npy)")
+    click.echo(message)
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Progress]:
+    """A progress bar on stderr when it is a terminal; silent otherwise (pipes, tests)."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    with click.progressbar(length=1000, label=label, file=sys.stderr) as bar:
+        state = {"shown": 0}
+
+        def update(done: int, total: int) -> None:
+            position = int(1000 * done / total) if total else 1000
+            bar.update(position - state["shown"])
+            state["shown"] = position
+
+        yield update
+
+
+def _read_numbers(path: str, column: str | None) -> np.ndarray:
+    """Edge or time values from .npy, or a text/CSV file (one column; a header line is skipped)."""
+    source = Path(path)
+    if source.suffix.lower() == ".npy":
+        values = np.load(source)
+        if values.ndim == 2 and column is not None:
+            values = values[:, int(column)]
+        if values.ndim != 1:
+            raise UserError(f"{path}: expected a 1-D array (or --column for 2-D), got shape {values.shape}")
+        return values.astype(np.float64)
+    lines = source.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        raise UserError(f"{path}: empty file")
+    delimiter = ";" if ";" in lines[0] else ("\t" if "\t" in lines[0] else ",")
+    first_cells = [cell.strip() for cell in lines[0].split(delimiter)]
+    has_header = not all(_numeric(cell) for cell in first_cells if cell)
+    if column is None:
+        position = 0
+    elif column.isdigit():
+        position = int(column)
+    elif has_header and column in first_cells:
+        position = first_cells.index(column)
+    else:
+        raise UserError(f"{path}: no column {column!r}" + (f" (columns: {', '.join(first_cells)})" if has_header else ""))
+    rows = lines[1:] if has_header else lines
+    values = []
+    for number, line in enumerate(rows, start=len(lines) - len(rows) + 1):
+        if not line.strip():
+            continue
+        cells = line.split(delimiter)
+        try:
+            values.append(float(cells[position]))
+        except (IndexError, ValueError):
+            raise UserError(f"{path}: line {number}: not a number in column {position}: {line[:60]!r}") from None
+    return np.array(values, dtype=np.float64)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@click.command("align")
+@click.argument("master_edges", type=click.Path(dir_okay=False, exists=True))
+@click.argument("secondary_edges", type=click.Path(dir_okay=False, exists=True))
+@click.option("--rate", required=True, help="Sample rate of the streams (sets tolerances and QC), e.g. 30kHz.")
+@click.option("--unit", type=click.Choice(["samples", *sorted(_UNIT_TO_USEC)]), default="s", show_default=True,
+              help="Unit of the edge and --times values (samples: indices at --rate).")
+@click.option("--column", default=None, help="Column (name or index) in CSV/2-D inputs.")
+@click.option("--offset", "offset_usec", type=DURATION, default=None,
+              help="Expected secondary-minus-master lag (needed for periodic pulses more than half a period apart).")
+@click.option("--max-lag", "max_lag_usec", type=DURATION, default=None,
+              help="Largest deviation from --offset searched (default: half the edge interval).")
+@click.option("--segment-edges", default=64, show_default=True, type=click.IntRange(min=2),
+              help="Matched edges per piece of the piecewise correction.")
+@click.option("--tsync", "tsync_out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the map as a SYNCPOINTS tsync (device-time -> master-time, µs).")
+@click.option("--times", "times_in", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Secondary-clock timestamps to correct (same unit as the edges).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Where the corrected --times go (.npy, or text with one value per line), in master µs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the QC as JSON.")
+@click.option("--max-residual", type=float, default=None,
+              help="Exit 1 if any edge residual exceeds this many samples.")
+def align_command(master_edges: str, secondary_edges: str, rate: str, unit: str, column: str | None,
+                  offset_usec: int | None, max_lag_usec: int | None, segment_edges: int, tsync_out: str | None,
+                  times_in: str | None, output: str | None, as_json: bool, max_residual: float | None) -> None:
+    """Align SECONDARY_EDGES to MASTER_EDGES (the same sync pulses seen by two devices) and report QC.
+
+    Edges are matched despite dropped or extra edges, offset and drift are fitted robustly, and a piecewise
+    correction keeps every edge within the sample quantization where the clocks allow it.
+    """
+    rate_hz = parse_frequency_hz(rate)
+    if (times_in is None) != (output is None):
+        raise UserError("--times and -o/--output go together")
+    # Work in seconds internally; convert everything once.
+    to_seconds = 1.0 / rate_hz if unit == "samples" else _UNIT_TO_USEC[unit] / 1e6
+    master = _read_numbers(master_edges, column) * to_seconds
+    secondary = _read_numbers(secondary_edges, column) * to_seconds
+    result = align_edges(master, secondary, sample_period=1.0 / rate_hz,
+                         initial_offset=(offset_usec or 0) / 1e6,
+                         max_lag=None if max_lag_usec is None else max_lag_usec / 1e6,
+                         edges_per_segment=segment_edges)
+    qc = result.qc
+    if as_json:
+        click.echo(json.dumps({**qc.__dict__, "knots": int(len(result.mapping))}, sort_keys=True))
+    else:
+        for line in qc.lines():
+            click.echo(line)
+    if tsync_out:
+        result.write_tsync(tsync_out, usec_per_unit=1e6)
+        if not as_json:
+            click.echo(f"wrote {tsync_out}")
+    if times_in and output:
+        corrected = result.to_master(_read_numbers(times_in, column) * to_seconds) * 1e6
+        _write_values(output, corrected)
+        if not as_json:
+            click.echo(f"wrote {output} ({corrected.size} timestamps, master µs)")
+    if max_residual is not None and qc.max_residual_samples > max_residual:
+        click.echo(f"QC failed: max residual {qc.max_residual_samples:.3f} > {max_residual} samples", err=True)
+        sys.exit(1)
+
+
+def _write_values(path: str, values: np.ndarray) -> None:
+    if path.lower().endswith(".npy"):
+        np.save(path, values)
+        return
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.write("".join(f"{value:.3f}\n" for value in values.tolist()))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(tsync_group)
+    group.add_command(align_command)
+
