@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "hwlink.cli.demo",
     "hwlink.cli.record_cmds",
     "hwlink.cli.run_cmds",
+    "hwlink.cli.tsync_cmds",
 )
 
 
