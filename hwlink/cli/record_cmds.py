@@ -21,11 +21,11 @@ import click
 from hwlink import __version__
 from hwlink.cli.common import DURATION, UserError, board_option, opened_board
 from hwlink.cli.lines_cmds import configure_inputs
-from hwlink.drivers import Board, LineInfo, LineMode
+from hwlink.drivers import Board, LineInfo, LineMode, Subscription
 from hwlink.edl import Collection, Dataset, EdlError, LineReadingWriter, SignalWriter, TableWriter
 from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
-from hwlink.errors import BoardError
-from hwlink.lines import LineReading, SignalBlock
+from hwlink.errors import BoardError, LineError
+from hwlink.lines import LineModeFlags, LineReading, SignalBlock
 
 EVENT_HEADER = ["time_usec", "value", "device_time_usec"]
 PROGRESS_INTERVAL_S = 0.5
@@ -87,18 +87,49 @@ class SignalStream:
 
 @dataclass
 class Recorder:
-    """Turns a board's readings and signal blocks into datasets of one collection."""
+    """Turns a board's readings and signal blocks into datasets of one collection.
+
+    Digital lines get a CSV event table each, from the start. An analog line is decided on its first reading:
+    if a SignalBlock covering it came first (drivers such as nidaq:// deliver each block before the per-sample
+    readings made from it), the line is recorded in that block's HDF5 signal dataset and its readings are
+    dropped (and unsubscribed); otherwise it gets an HDF5 line-reading dataset of its own.
+    """
 
     board: Board
     collection: Collection
+    modes: dict[int, LineMode]
+    inbox: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
     lines: dict[int, LineStream] = field(default_factory=dict)
     signals: dict[tuple[int, ...], SignalStream] = field(default_factory=dict)
+    pending: dict[int, LineInfo] = field(default_factory=dict)
+    subscriptions: list[Subscription] = field(default_factory=list)
+    line_subscriptions: dict[int, Subscription] = field(default_factory=dict)
+    sampled: set[int] = field(default_factory=set)
 
-    def add_line(self, info: LineInfo) -> None:
-        mode = self.board.mode(info.line_id)
+    def start(self, infos: list[LineInfo]) -> None:
+        """Subscribe (readings and signal blocks go to ``inbox``) and create the digital lines' datasets."""
+        put = self.inbox.put
+        self.subscriptions.append(self.board.subscribe_signals(put, on_error=put))
+        digital = [info for info in infos if self.modes[info.line_id] is not LineMode.ANALOG_IN]
+        for info in digital:
+            self._add_line(info)
+        if digital:
+            self.subscriptions.append(self.board.subscribe(put, on_error=put,
+                                                           lines=[info.line_id for info in digital]))
+        for info in infos:
+            if info not in digital:
+                self.pending[info.line_id] = info
+                self.line_subscriptions[info.line_id] = self.board.subscribe(put, lines=[info.line_id])
+
+    def stop(self) -> None:
+        for subscription in [*self.subscriptions, *self.line_subscriptions.values()]:
+            subscription.cancel()
+
+    def _add_line(self, info: LineInfo) -> LineStream:
+        mode = self.modes[info.line_id]
         dataset = self.collection.create_dataset(info.name)
         dataset.update_attributes({"line_id": info.line_id, "line_name": info.name, "board": self.board.url,
-                                   "mode": mode.value if mode else "unknown", "time_unit": "us"})
+                                   "mode": mode.value, "time_unit": "us"})
         device_clock = self.board.has_device_clock
         if mode is LineMode.ANALOG_IN:
             writer: LineReadingWriter | TableWriter = dataset.line_reading_writer(
@@ -114,7 +145,17 @@ class Recorder:
             sync = _synchronizer(tsync_path, f"{dataset.name}")
             dataset.set_attribute("timestamps", "clock-synchronized master time (device time mapped through "
                                                 "the clock sync in the tsync aux file)")
-        self.lines[info.line_id] = LineStream(info, dataset, writer, sync)
+        stream = self.lines[info.line_id] = LineStream(info, dataset, writer, sync)
+        return stream
+
+    def add_reading(self, reading: LineReading) -> None:
+        stream = self.lines.get(reading.line_id)
+        if stream is None:
+            info = self.pending.pop(reading.line_id, None)
+            if info is None:
+                return  # a sampled line's readings still in the queue, or a line not recorded
+            stream = self._add_line(info)
+        stream.record(reading)
 
     def add_signal_block(self, block: SignalBlock) -> None:
         key = tuple(block.line_ids)
@@ -127,13 +168,16 @@ class Recorder:
                                            summary=f"Sampled signals: {', '.join(names)}")
             dataset.update_attributes({"board": self.board.url, "channel_names": names, "time_unit": "us"})
             stream = self.signals[key] = SignalStream(dataset, writer)
+            for line_id in key:
+                if self.pending.pop(line_id, None) is not None:
+                    self.line_subscriptions.pop(line_id).cancel()
         stream.writer.append_block(block)
         stream.count += block.length
 
     def _line_name(self, line_id: int) -> str:
         try:
             return self.board.line(line_id).name
-        except Exception:
+        except LineError:
             return str(line_id)
 
     def progress(self, elapsed_s: float) -> str:
@@ -200,16 +244,21 @@ def record_command(line_refs: tuple[str, ...], duration: int | None, output: Pat
     """
     refs = _split_lines(line_refs)
     with opened_board(board_url) as board:
-        infos = configure_inputs(board, tuple(refs), pullup)
+        infos = [board.line(ref) for ref in refs]
         if len({info.line_id for info in infos}) != len(infos):
             raise UserError(f"--lines names a line twice: {','.join(refs)}")
+        # Resolve (and so validate) every mode before anything is created; they are applied after subscribing,
+        # so the first readings (a digital line's initial level) are not missed.
+        modes = {info.line_id: info.resolve_mode(_input_flags(info, pullup)) for info in infos}
         collection = Collection.create(output, name or _default_name(), generator=f"hwlink {__version__}",
                                        attributes={"board": board.url, "lines": [info.name for info in infos],
                                                    "machine_node": f"{socket.gethostname()} [{platform.system()} "
                                                                    f"{platform.release()}]"})
-        recorder = Recorder(board, collection)
-        outcome, failure = _record(board, recorder, infos, duration, quiet)
-    errors = recorder.close()
+        recorder = Recorder(board, collection, modes)
+        try:
+            outcome, failure = _record(recorder, infos, pullup, duration, quiet)
+        finally:
+            errors = recorder.close()  # whatever happened, what was recorded is saved
     click.echo(f"{outcome}: {collection.path}", err=True)
     for stream in recorder.lines.values():
         click.echo(f"  {stream.dataset.name}: {stream.count} reading(s)", err=True)
@@ -221,12 +270,15 @@ def record_command(line_refs: tuple[str, ...], duration: int | None, output: Pat
         raise UserError(f"board failed, recording saved in {collection.path}: {failure}")
 
 
-def _record(board: Board, recorder: Recorder, infos: list[LineInfo], duration: int | None,
+def _input_flags(info: LineInfo, pullup: bool) -> LineModeFlags:
+    """The SET_MODE flags ``configure_inputs`` sends for a line."""
+    return LineModeFlags.IS_INPUT | (LineModeFlags.PULL_UP if pullup and info.digital_in else LineModeFlags.NONE)
+
+
+def _record(recorder: Recorder, infos: list[LineInfo], pullup: bool, duration: int | None,
             quiet: bool) -> tuple[str, BoardError | None]:
     """The recording loop: drivers' threads only enqueue, this thread writes. Returns (outcome, board error)."""
-    inbox: queue.SimpleQueue[LineReading | SignalBlock | BoardError] = queue.SimpleQueue()
-    for info in infos:
-        recorder.add_line(info)
+    inbox = recorder.inbox
     started_wall = datetime.datetime.now().astimezone()
     started = time.monotonic()
     deadline = None if duration is None else started + duration / 1e6
@@ -235,9 +287,9 @@ def _record(board: Board, recorder: Recorder, infos: list[LineInfo], duration: i
     outcome, failure = "recorded", None
     stop = StopFlag()
     with _signals_stop(stop):
-        subscriptions = [board.subscribe(inbox.put, on_error=inbox.put, lines=[info.line_id for info in infos]),
-                         board.subscribe_signals(inbox.put, on_error=inbox.put)]
+        recorder.start(infos)
         try:
+            configure_inputs(recorder.board, tuple(str(info.line_id) for info in infos), pullup)
             while deadline is None or time.monotonic() < deadline:
                 failure = _drain(inbox, recorder, timeout=0.05)
                 if failure is not None:
@@ -252,8 +304,7 @@ def _record(board: Board, recorder: Recorder, infos: list[LineInfo], duration: i
                     line = recorder.progress(now - started)
                     click.echo(f"\r{line}" if tty else line, err=True, nl=not tty)
         finally:
-            for subscription in subscriptions:
-                subscription.cancel()
+            recorder.stop()
             if tty and not quiet:
                 click.echo("", err=True)
         failure = failure or _drain(inbox, recorder, timeout=None, limit=None)
@@ -278,9 +329,7 @@ def _drain(inbox: queue.SimpleQueue[Any], recorder: Recorder, timeout: float | N
     while True:
         handled += 1
         if isinstance(item, LineReading):
-            stream = recorder.lines.get(item.line_id)
-            if stream is not None:
-                stream.record(item)
+            recorder.add_reading(item)
         elif isinstance(item, SignalBlock):
             recorder.add_signal_block(item)
         elif isinstance(item, BoardError):
@@ -338,6 +387,8 @@ def edl_ls(path: Path) -> None:
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def edl_verify(path: Path) -> None:
     """Check PATH against the EDL format and its data files; exit code 1 if errors were found."""
+    if not (path / "manifest.toml").is_file():
+        raise UserError(f"'{path}' is no EDL unit (no manifest.toml)")
     findings: list[Finding] = verify_tree(path, readers=_tsync_reader())
     for finding in findings:
         click.echo(str(finding))
