@@ -1,27 +1,34 @@
 """Timing of pulses and pulse trains off the caller's thread, with microsecond resolution.
 
-A board owns one scheduler thread. It sleeps on a condition until shortly before the next edge and then
-spins for the last stretch, because ``time.sleep`` overshoots by tens of microseconds to milliseconds.
-The time each edge was actually executed is recorded, so achieved widths can be reported.
+A board owns one scheduler thread. It sleeps until shortly before the next edge and spins for the last
+stretch, because every blocking wait overshoots by tens of microseconds (and now and then milliseconds).
+
+A train starts as soon as the thread gets to it; its later edges are planned from the *achieved* first edge,
+so a late wake-up delays the whole train a little but never distorts its widths or period. Trains on the
+same line run one after another.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import ctypes
+import os
+import select
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 
 from hwlink.clock import MasterClock
 
-SPIN_WINDOW_NS = 1_500_000
+SPIN_WINDOW_NS = 600_000
+PR_SET_TIMERSLACK = 29
 
 
 class PulseTrain:
-    """A scheduled series of pulses on one line; filled in with achieved edge times as it runs."""
+    """A series of pulses on one line; filled in with achieved edge times as it runs."""
 
     def __init__(self, line_id: int, width_usec: int, count: int = 1, period_usec: int = 0, on_value: int = 1,
                  off_value: int = 0, analog: bool = False) -> None:
@@ -32,6 +39,10 @@ class PulseTrain:
         self.on_value = on_value
         self.off_value = off_value
         self.analog = analog
+        offsets = np.arange(count, dtype=np.int64) * period_usec
+        self._offsets = np.empty(2 * count, dtype=np.int64)
+        self._offsets[0::2], self._offsets[1::2] = offsets, offsets + width_usec
+        self.requested_start_usec = 0
         self.planned_usec = np.zeros(2 * count, dtype=np.int64)
         self.achieved_usec = np.full(2 * count, -1, dtype=np.int64)
         self._executed = 0
@@ -48,8 +59,15 @@ class PulseTrain:
         return self._cancelled
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the train finished (or was cancelled); True if it finished in time."""
+        """Block until the train finished (or was cancelled); True if it ended in time."""
         return self._done.wait(timeout)
+
+    @property
+    def start_delay_usec(self) -> int:
+        """How long after the request the first edge happened (-1 before it did)."""
+        if self._executed == 0:
+            return -1
+        return int(self.achieved_usec[0] - self.requested_start_usec)
 
     @property
     def achieved_widths_usec(self) -> np.ndarray:
@@ -61,9 +79,12 @@ class PulseTrain:
     def width_errors_usec(self) -> np.ndarray:
         return self.achieved_widths_usec - self.width_usec
 
-    @property
-    def end_usec(self) -> int:
-        return int(self.planned_usec[-1])
+    def _plan(self, start_usec: int) -> None:
+        self.planned_usec[:] = start_usec + self._offsets
+
+    def _finish(self, cancelled: bool = False) -> None:
+        self._cancelled = self._cancelled or cancelled
+        self._done.set()
 
 
 class EdgeScheduler:
@@ -75,81 +96,128 @@ class EdgeScheduler:
         self._write = write
         self._heap: list[tuple[int, int, PulseTrain, int]] = []
         self._sequence = itertools.count()
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
         self._stopped = False
-        self._line_busy_until: dict[int, int] = {}
+        self._active: dict[int, PulseTrain] = {}
+        self._queued: dict[int, deque[PulseTrain]] = {}
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def schedule(self, train: PulseTrain, earliest_usec: int) -> PulseTrain:
-        """Plan the train's edges; trains on the same line run one after another, never interleaved."""
-        with self._condition:
+        """Start the train at ``earliest_usec`` or, if its line is busy, right after the trains before it."""
+        with self._lock:
             if self._stopped:
                 raise RuntimeError("scheduler is stopped")
-            start = max(earliest_usec, self._line_busy_until.get(train.line_id, 0))
-            offsets = np.arange(train.count, dtype=np.int64) * train.period_usec
-            train.planned_usec[0::2] = start + offsets
-            train.planned_usec[1::2] = start + offsets + train.width_usec
-            self._line_busy_until[train.line_id] = train.end_usec
-            for index, planned in enumerate(train.planned_usec):
-                heapq.heappush(self._heap, (int(planned), next(self._sequence), train, index))
-            self._condition.notify()
+            train.requested_start_usec = earliest_usec
+            if train.line_id in self._active:
+                self._queued.setdefault(train.line_id, deque()).append(train)
+            else:
+                self._activate(train, earliest_usec)
         return train
 
+    def _activate(self, train: PulseTrain, start_usec: int) -> None:
+        self._active[train.line_id] = train
+        train._plan(start_usec)
+        self._push(train, 0)
+
+    def _push(self, train: PulseTrain, index: int) -> None:
+        heapq.heappush(self._heap, (int(train.planned_usec[index]), next(self._sequence), train, index))
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_write, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
+
     def cancel_line(self, line_id: int) -> None:
-        """Drop pending edges of a line (an explicit write overrides a running train)."""
-        with self._condition:
-            for _, _, train, _ in self._heap:
-                if train.line_id == line_id:
-                    train._cancelled = True
-                    train._done.set()
+        """Drop the running and queued trains of a line (an explicit write overrides them)."""
+        with self._lock:
             self._heap = [item for item in self._heap if item[2].line_id != line_id]
             heapq.heapify(self._heap)
-            self._line_busy_until.pop(line_id, None)
+            for train in (self._active.pop(line_id, None), *self._queued.pop(line_id, ())):
+                if train is not None:
+                    train._finish(cancelled=True)
 
     def stop(self) -> None:
-        with self._condition:
+        """Cancel everything pending and end the thread; later calls do nothing."""
+        with self._lock:
+            if self._stopped:
+                return
             self._stopped = True
-            for _, _, train, _ in self._heap:
-                train._cancelled = True
-                train._done.set()
+            for line_id in list(self._active):
+                for train in (self._active.pop(line_id), *self._queued.pop(line_id, ())):
+                    train._finish(cancelled=True)
             self._heap.clear()
-            self._condition.notify()
+            self._wake()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
+            os.close(self._wake_read)
+            os.close(self._wake_write)
 
     def _next_due(self) -> tuple[int, PulseTrain, int] | None:
-        """Wait for the next edge; returns it at its due time, or None when stopped."""
+        """Wait for the next edge; returns it at its due time, or None when stopped.
+
+        Waiting is a select() on a wake-up pipe (precise with a small timer slack, and interrupted when an
+        earlier edge is planned), then a spin over the last stretch, which absorbs the wake-up jitter.
+        """
         clock = self._clock
-        with self._condition:
-            while True:
+        while True:
+            with self._lock:
                 if self._stopped:
                     return None
-                if not self._heap:
-                    self._condition.wait()
-                    continue
-                due_ns = self._heap[0][0] * 1000
-                remaining = due_ns - clock.now_ns()
-                if remaining > SPIN_WINDOW_NS:
-                    self._condition.wait((remaining - SPIN_WINDOW_NS) / 1e9)
-                    continue
-                planned, _, train, index = heapq.heappop(self._heap)
-                break
-        while clock.now_ns() < due_ns:  # spin the last stretch outside the lock
-            time.sleep(0)
+                timeout = None
+                if self._heap:
+                    due_ns = self._heap[0][0] * 1000
+                    remaining = due_ns - clock.now_ns()
+                    if remaining <= SPIN_WINDOW_NS:
+                        planned, _, train, index = heapq.heappop(self._heap)
+                        break
+                    timeout = (remaining - SPIN_WINDOW_NS) / 1e9
+            readable, _, _ = select.select([self._wake_read], [], [], timeout)
+            if readable:
+                os.read(self._wake_read, 4096)
+        # Spin the last stretch without yielding: sched_yield() would hand the core to any other runnable
+        # process for a whole time slice. Holding the GIL this long is below the interpreter's switch interval.
+        while clock.now_ns() < due_ns:
+            pass
         return planned, train, index
 
     def _run(self) -> None:
+        _reduce_timer_slack()
         while (item := self._next_due()) is not None:
             _, train, index = item
             value = train.on_value if index % 2 == 0 else train.off_value
             try:
-                train.achieved_usec[index] = self._clock.now_usec()
+                achieved = self._clock.now_usec()
                 self._write(train.line_id, value, train.analog)
             except BaseException as error:  # noqa: BLE001 - reported through the train, thread keeps serving
                 train.error = error
                 self.cancel_line(train.line_id)
                 continue
+            train.achieved_usec[index] = achieved
             train._executed = index + 1
-            if index == 2 * train.count - 1:
-                train._done.set()
+            with self._lock:
+                if self._active.get(train.line_id) is not train:
+                    continue  # cancelled while this edge was being written
+                if index == 0:
+                    train._plan(achieved)  # later edges keep their spacing from the real start
+                if index + 1 < 2 * train.count:
+                    self._push(train, index + 1)
+                    continue
+                del self._active[train.line_id]
+                train._finish()
+                queue = self._queued.get(train.line_id)
+                if queue:
+                    following = queue.popleft()
+                    self._activate(following, max(following.requested_start_usec, self._clock.now_usec()))
+
+
+def _reduce_timer_slack() -> None:
+    """Ask Linux to wake this thread within 1 µs of its timeout instead of the default 50 µs."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the spin window absorbs the larger slack
