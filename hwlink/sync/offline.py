@@ -383,7 +383,7 @@ def correct_csv(
             rows_done += len(chunk)
             line_number += len(chunk)
             if progress is not None:
-                progress(min(input_file.tell(), total), total)
+                progress(min(input_file.buffer.tell(), total), total)
     return rows_done
 
 
