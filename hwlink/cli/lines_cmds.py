@@ -105,11 +105,11 @@ class ReadingWriter:
 def configure_inputs(board: Board, refs: tuple[str, ...], pullup: bool) -> list[LineInfo]:
     """Put each named line into its input mode (digital where it can, analog otherwise)."""
     infos = [board.line(ref) for ref in refs]
-    for info in infos:
+    for ref, info in zip(refs, infos):
         flags = LineModeFlags.IS_INPUT | (LineModeFlags.PULL_UP if pullup else LineModeFlags.NONE)
         if pullup and not info.digital_in:
             flags = LineModeFlags.IS_INPUT
-        board.set_mode(info.line_id, flags)
+        board.set_mode(ref, flags)  # the name as typed: on Firmata 'A0' means analog, 'D14' digital
     return infos
 
 

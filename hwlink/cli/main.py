@@ -13,6 +13,7 @@ from hwlink.cli.common import BOARD_HELP, HwlinkGroup
 COMMAND_MODULES = (
     "hwlink.cli.lines_cmds",
     "hwlink.cli.demo",
+    "hwlink.cli.boards_cmds",
     "hwlink.cli.record_cmds",
     "hwlink.cli.run_cmds",
     "hwlink.cli.tsync_cmds",
