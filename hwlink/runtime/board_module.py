@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hwlink.sync import SecondaryClockSynchronizer, TimeSyncStrategy
+
 from hwlink.drivers import Board, open_board
 from hwlink.errors import HwlinkError
 from hwlink.lines import ControlCommand, ControlCommandKind, LineCommand, LineModeFlags, LineReading, SignalBlock
@@ -32,7 +34,9 @@ class BoardModule(Module):
         self._input_refs = settings.strings("inputs", [])
         self._output_refs = settings.strings("outputs", [])
         self._pullup = bool(settings.raw("pullup", False))
-        self._record_clock = bool(settings.raw("clock_sync_file", True))
+        self._timestamps = settings.text("timestamps", "synchronized")
+        if self._timestamps not in ("synchronized", "arrival"):
+            raise settings.error("timestamps", "timestamps must be \"synchronized\" or \"arrival\"")
         self._settings = settings
         settings.finish(self.description)
         self.add_input("commands", DataType.LineCommand, self._on_command)
@@ -42,7 +46,7 @@ class BoardModule(Module):
         self.board: Board | None = None
         self._delivering = False
         self._running = False
-        self._tsync: Any = None
+        self._synchronizer: SecondaryClockSynchronizer | None = None
         self._subscriptions: list[Any] = []
 
     def load(self) -> None:
@@ -59,17 +63,17 @@ class BoardModule(Module):
         self._subscriptions.append(self.board.subscribe_signals(self._on_signals, on_error=self._on_board_error))
 
     def prepare(self) -> None:
+        self._running = True  # scripts start before sources and send SET_MODE from their start()
         self.readings.set_metadata(self.readings.metadata)
-        if self.board is not None and self.board.has_device_clock and self._record_clock:
-            from hwlink.sync.tsync import TSyncWriter
-
+        if self.board is not None and self.board.has_device_clock:
             dataset = self.ctx.dataset(self.name)
-            collection = self.ctx.collection
-            self._tsync = TSyncWriter(
-                dataset.add_aux_file(f"{self.name}-clock.tsync", key="clock-sync",
-                                     summary="device time vs master arrival time of every reading"),
-                module_name=self.name, collection_id=collection.collection_id if collection else None,
-                time_names=("device-time", "master-time"))
+            synchronizer = SecondaryClockSynchronizer(id=self.name)
+            synchronizer.set_tsync_file_path(dataset.add_aux_file(
+                f"{self.name}-clock.tsync", key="clock-sync", summary="device clock -> master clock"))
+            if self._timestamps == "arrival":
+                synchronizer.set_strategies(int(TimeSyncStrategy.WRITE_TSYNCFILE))
+            synchronizer.start()
+            self._synchronizer = synchronizer
 
     def start(self) -> None:
         assert self.board is not None
@@ -81,14 +85,13 @@ class BoardModule(Module):
             self.board.set_mode(info.line_id, flags)
         for ref in self._output_refs:
             self.board.set_mode(self.board.line(ref).line_id, LineModeFlags.IS_OUTPUT)
-        self._running = True
         self._delivering = True
 
     def _on_reading(self, reading: LineReading) -> None:
         if not self._delivering:
             return
-        if self._tsync is not None and reading.device_time_usec is not None:
-            self._tsync.add(reading.device_time_usec, reading.time_usec)
+        if self._synchronizer is not None and reading.device_time_usec is not None:
+            reading.time_usec = self._synchronizer.process_timestamp(reading.time_usec, reading.device_time_usec)
         self.readings.emit(reading)
 
     def _on_signals(self, block: SignalBlock) -> None:
@@ -120,5 +123,5 @@ class BoardModule(Module):
             subscription.cancel()
         if self.board is not None:
             self.board.close()
-        if self._tsync is not None:
-            self._tsync.close()
+        if self._synchronizer is not None:
+            self._synchronizer.stop()

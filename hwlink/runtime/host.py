@@ -72,6 +72,7 @@ class Host:
         self._loaded_sent = False
         self._run_pending = False
         self._replies: dict[str, dict[str, Any]] = {}
+        self.synchronizers: list[Any] = []  # stopped (tsync closed) when the run stops
 
     # ----- ports --------------------------------------------------------------------------------------------
     def register_port(self, direction: str, name: str, data_type: DataType | str | int
@@ -271,6 +272,8 @@ class Host:
             hook = self._lifecycle("stop")
             if hook is not None:
                 self.guarded(hook)
+        for synchronizer in self.synchronizers:
+            self.guarded(synchronizer.stop)
         if self.link is not None and self.link.on_save_settings is not None and self.collection_path:
             data = self.guarded(self.link.on_save_settings, self.base_dir)
             if isinstance(data, (bytes, bytearray)):

@@ -23,6 +23,7 @@ from hwlink.lines import (
     OutputLine,
     new_line_command,
 )
+from hwlink.sync import SecondaryClockSynchronizer, TimeSyncStrategy
 from hwlink.runtime.types import (
     DataType,
     Frame,
@@ -47,7 +48,7 @@ __all__ = [
     "SyntalosPyError", "TimeSyncStrategy", "await_data", "get_input_port", "get_output_port", "init_link",
     "is_running", "new_line_command", "println", "raise_error", "register_input_port", "register_output_port",
     "schedule_delayed_call", "time_since_start_msec", "time_since_start_usec", "wait", "wait_sec",
-    "init_clock_synchronizer", "create_default_dataset",
+    "init_clock_synchronizer", "create_default_dataset", "SecondaryClockSynchronizer",
 ]
 
 
@@ -300,17 +301,6 @@ def init_clock_synchronizer(expected_frequency_hz: float = 0.0, id: str = "") ->
     return _the_host().clock_synchronizer(float(expected_frequency_hz), id)
 
 
-try:  # the synchronizer's flags, where hwlink.sync provides them
-    from hwlink.sync import TimeSyncStrategy  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until the sync package lands
-    import enum
-
-    class TimeSyncStrategy(enum.IntFlag):  # type: ignore[no-redef]
-        NONE = 0
-        SHIFT_TIMESTAMPS_FWD = 1
-        SHIFT_TIMESTAMPS_BWD = 2
-        ADJUST_CLOCK = 4
-        WRITE_TSYNCFILE = 8
 
 
 # ----- the standalone form -------------------------------------------------------------------------------
