@@ -348,6 +348,15 @@ class FirmataBoard(Board):
             else:
                 self.unknown_messages += 1
 
+    def _deliver(self, reading: LineReading) -> None:
+        """As Board._deliver, but one subscriber's exception neither reaches the others nor ends the reader."""
+        for subscription in self._subscriptions:
+            if subscription.lines is None or reading.line_id in subscription.lines:
+                try:
+                    subscription.callback(reading)
+                except Exception:
+                    log.exception("%s: reading callback %r failed", self.url, subscription.callback)
+
     def _on_port(self, port: int, levels: int, arrival: int) -> None:
         if port >= len(self._port_inputs):
             self.unknown_messages += 1
