@@ -139,7 +139,7 @@ def dump_command(file: str, fmt: str, output: str | None, lenient: bool) -> None
 @contextmanager
 def _text_output(path: str | None) -> Iterator[TextIO]:
     if path is None:
-        yield click.get_text_stream("stdout")
+        yield sys.stdout
         return
     with open(path, "w", encoding="utf-8", newline="") as stream:
         yield stream

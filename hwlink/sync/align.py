@@ -11,7 +11,8 @@ on either side, and extra (glitch) edges may appear — :func:`align_edges`
 3. drops outliers against a running median of the residuals (robust to slow, temperature-like drift changes);
 4. fits a continuous piecewise-linear map secondary -> master with knots every ``edges_per_segment`` matched
    edges, by linear programming: first the smallest possible maximum residual (minimax, which bounds the error
-   at every edge by the quantization band), then the smallest total absolute residual within that bound;
+   at every edge by the quantization band), then the smallest total absolute residual within that bound; if an
+   edge is still more than one sample off (drift that changes fast), the pieces are halved, down to 8 edges;
 5. reports QC: drift in ppm, max residual and the share of edges within 1 and 2 samples.
 
 All times are plain numbers in one unit of your choice (seconds, µs, ...); ``sample_period`` is given in that
@@ -34,6 +35,7 @@ __all__ = ["AlignError", "AlignmentQC", "Alignment", "align_edges", "simulate_ed
 
 _COARSE_EDGES = 64  # master edges used for the coarse lag
 _RESIDUAL_MEDIAN_WINDOW = 15  # edges in the running median that outliers are judged against
+_FINEST_SEGMENT_EDGES = 8  # the piecewise correction never uses fewer matched edges per piece
 
 
 class AlignError(HwlinkError, ValueError):
@@ -235,9 +237,12 @@ def align_edges(
         if window.size == master_sorted.size:
             break
         horizon = master_sorted[0] + 4 * (horizon - master_sorted[0])
-    if master_index.size < 3:
-        raise AlignError(f"only {master_index.size} edges matched: the trains do not look alike "
-                         "(check units, the lag hint, or that both files hold the same pulses)")
+    predicted = intercept + slope * master_sorted
+    overlapping = int(np.count_nonzero((predicted >= secondary_sorted[0] - tolerance)
+                                       & (predicted <= secondary_sorted[-1] + tolerance)))
+    if master_index.size < 3 or master_index.size < 0.5 * overlapping:
+        raise AlignError(f"only {master_index.size} of {overlapping} overlapping edges matched: the trains do "
+                         "not look alike (check units, the lag hint, or that both files hold the same pulses)")
 
     matched_master = master_sorted[master_index]
     matched_secondary = secondary_sorted[secondary_index]
@@ -251,16 +256,14 @@ def align_edges(
         raise AlignError("fewer than 3 matched edges survive outlier rejection")
 
     x, y = matched_secondary[inlier], residual[inlier]
-    segments = max(1, int(x.size // edges_per_segment))
-    knots = np.quantile(x, np.linspace(0, 1, segments + 1))
-    knots = np.unique(knots)
-    if knots.size < 2:
-        knots = np.array([x[0], x[0] + sample_period])
-    correction = _minimax_piecewise(x, y, knots)
-    mapping = PiecewiseLinearMap(knots, line_intercept + line_slope * knots + correction * sample_period,
-                                 single_slope=float(line_slope))
-
-    final = (matched_master - mapping(matched_secondary)) / sample_period
+    # The coarsest piecewise model whose edges all lie within one sample; finer only if the clocks need it.
+    per_segment = edges_per_segment
+    while True:
+        mapping = _piecewise_fit(x, y, per_segment, line_slope, line_intercept, sample_period)
+        final = (matched_master - mapping(matched_secondary)) / sample_period
+        if np.abs(final[inlier]).max() <= 1.0 or per_segment // 2 < _FINEST_SEGMENT_EDGES:
+            break
+        per_segment //= 2
     magnitude = np.abs(final)
     qc = AlignmentQC(
         master_edges=int(master_sorted.size), secondary_edges=int(secondary_sorted.size),
@@ -270,6 +273,18 @@ def align_edges(
     return Alignment(mapping=mapping, master_index=master_order[master_index],
                      secondary_index=secondary_order[secondary_index], inlier=inlier,
                      residuals_samples=final, sample_period=sample_period, qc=qc)
+
+
+def _piecewise_fit(x: np.ndarray, residual: np.ndarray, per_segment: int, line_slope: float,
+                   line_intercept: float, sample_period: float) -> PiecewiseLinearMap:
+    """The global line plus a minimax piecewise correction with knots every ``per_segment`` edges."""
+    segments = max(1, int(x.size // per_segment))
+    knots = np.unique(np.quantile(x, np.linspace(0, 1, segments + 1)))
+    if knots.size < 2:
+        knots = np.array([x[0], x[0] + sample_period])
+    correction = _minimax_piecewise(x, residual, knots)
+    return PiecewiseLinearMap(knots, line_intercept + line_slope * knots + correction * sample_period,
+                              single_slope=float(line_slope))
 
 
 # ----------------------------------------------------------------------------------------------------------

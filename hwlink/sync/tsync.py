@@ -715,7 +715,7 @@ def _decode_blocks(result: TSyncFile, header: _Header, payload: np.ndarray, leni
         if xxhash.xxh3_64_intdigest(raw[full_blocks * block_bytes:full_blocks * block_bytes
                                          + last_count * width]) != digest:
             _bad_block(result, full_blocks, lenient, TSyncChecksumError(
-                f"{path}: data block {full_blocks} (last) checksum mismatch", block=full_blocks))
+                f"{path}: data block {full_blocks} checksum mismatch (last block)", block=full_blocks))
             good[full_blocks] = False
 
     salvage = 0
