@@ -54,8 +54,8 @@ def test_manifest_shape_arrays_of_tables_and_offset_datetime() -> None:
 
 def test_strings_are_escaped() -> None:
     nasty = 'quote " backslash \\ newline \n tab \t bell \x07 del \x7f unicode µ☑'
-    assert tomllib.loads(dumps({"s": nasty, "key with space": 1, "ключ": 2})) == {
-        "s": nasty, "key with space": 1, "ключ": 2}
+    document = {"s": nasty, "key with space": 1, "ключ": 2, "bare\n": 3, "bare": {"x\n": [{}]}}
+    assert tomllib.loads(dumps(document)) == document
 
 
 def test_numpy_values_none_and_special_floats() -> None:

@@ -246,3 +246,23 @@ def test_atomic_manifest_write_leaves_old_file_on_failure(tmp_path: Path, monkey
     assert (dataset.path / "manifest.toml").read_bytes() == before
     assert not list(dataset.path.glob(".*.tmp"))
     collection.close()
+
+
+def test_close_rewrites_manifests_of_units_created_here(tmp_path: Path) -> None:
+    collection = Collection.create(tmp_path, "rec")
+    dataset = collection.create_dataset("d")
+    (dataset.path / "manifest.toml").write_text("damaged")
+    (collection.path / "manifest.toml").unlink()
+    collection.close()
+    assert manifest(dataset.path)["type"] == "dataset" and manifest(collection.path)["type"] == "collection"
+
+
+def test_edl_package_stands_alone() -> None:
+    code = ("import sys, hwlink.edl, hwlink.edl.inspect; "
+            "bad = [m for m in sys.modules if m.startswith(('hwlink.drivers', 'hwlink.runtime', 'hwlink.cli', "
+            "'hwlink.sync', 'hwlink.lines'))]; print(bad)")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

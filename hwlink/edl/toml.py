@@ -18,7 +18,7 @@ import numpy as np
 
 from hwlink.errors import HwlinkError
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
 
 
@@ -40,7 +40,7 @@ def _plain(value: Any) -> Any:
 def format_key(key: str) -> str:
     if not isinstance(key, str):
         raise TomlWriteError(f"TOML keys must be strings, got {key!r}")
-    return key if _BARE_KEY.match(key) else format_string(key)
+    return key if _BARE_KEY.fullmatch(key) else format_string(key)
 
 
 def format_string(text: str) -> str:

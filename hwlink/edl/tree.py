@@ -176,6 +176,7 @@ class Unit:
         self._writable = writable
         self._lock = lock
         self._dirty = False
+        self._created_here = False  # created by this process: its manifest is rewritten at close
         self._closed = False
         self._extra_manifest = dict(extra_manifest or {})
 
@@ -284,11 +285,11 @@ class Unit:
             self._write_attributes()
 
     def close(self) -> None:
-        """Rewrite what changed; safe to call more than once."""
+        """Rewrite the manifest of a unit created here or changed since; safe to call more than once."""
         with self._lock:
             if self._closed:
                 return
-            if self._writable and self._dirty:
+            if self._writable and (self._dirty or self._created_here):
                 self._write_manifest()
             self._closed = True
 
@@ -396,6 +397,7 @@ class Group(Unit):
             child = cls(path, parent=self, collection_id=self._collection_id, time_created=_now(),
                         attributes=None, writable=True, lock=self._lock)
             child._write_manifest()
+            child._created_here = True
             self._children[wanted] = child
             fsync_directory(self._path)
             return child
@@ -468,6 +470,7 @@ class Collection(Group):
                          time_created=time_created or _now(), attributes=None, writable=True,
                          lock=threading.RLock(), extra_manifest=extra)
         collection._write_manifest()
+        collection._created_here = True
         if attributes:
             collection.update_attributes(attributes)
         return collection
