@@ -222,7 +222,8 @@ class Engine:
     def force(self) -> None:
         """A second Ctrl-C: stop waiting for modules, kill workers, still close the collection."""
         self._forced = True
-        self.request_stop("forced")
+        self._stop_reason = "forced"
+        self._stop.set()
 
     def _open_collection(self) -> None:
         if self.output.exists() and any(self.output.iterdir()):

@@ -238,8 +238,9 @@ class Settings:
         return value if value is default else float(value)
 
     def duration_usec(self, key: str, default: Any = _REQUIRED) -> Any:
+        """Defaults are given as text too ('10ms') and parsed like the file's values."""
         value = self._raw(key, default)
-        if value is default or value is None:
+        if value is None:
             return value
         try:
             return parse_duration_usec(value)
@@ -248,8 +249,6 @@ class Settings:
 
     def frequency_hz(self, key: str, default: Any = _REQUIRED) -> Any:
         value = self._raw(key, default)
-        if value is default:
-            return value
         try:
             return parse_frequency_hz(str(value))
         except ConfigError as error:
