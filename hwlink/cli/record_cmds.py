@@ -26,6 +26,7 @@ from hwlink.edl import Collection, Dataset, EdlError, LineReadingWriter, SignalW
 from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
 from hwlink.errors import BoardError, LineError
 from hwlink.lines import LineModeFlags, LineReading, SignalBlock
+from hwlink.sync.secondary import SecondaryClockSynchronizer
 
 EVENT_HEADER = ["time_usec", "value", "device_time_usec"]
 PROGRESS_INTERVAL_S = 0.5
@@ -38,10 +39,8 @@ def _split_lines(values: tuple[str, ...]) -> list[str]:
     return refs
 
 
-def _synchronizer(path: Path, name: str) -> Any:
-    """A SecondaryClockSynchronizer writing its sync points to ``path`` (``hwlink.sync`` is a peer layer)."""
-    from hwlink.sync.secondary import SecondaryClockSynchronizer
-
+def _synchronizer(path: Path, name: str) -> SecondaryClockSynchronizer:
+    """A clock synchronizer that writes its sync points to the tsync file at ``path``."""
     sync = SecondaryClockSynchronizer(id=name)
     sync.set_tsync_file_path(path)
     sync.start()
@@ -55,22 +54,20 @@ class LineStream:
     info: LineInfo
     dataset: Dataset
     writer: LineReadingWriter | TableWriter
-    sync: Any = None
+    sync: SecondaryClockSynchronizer | None = None
     count: int = 0
 
     def record(self, reading: LineReading) -> None:
-        synced = None
+        """Write one reading; with a synchronizer its time is the device time mapped onto the master clock."""
+        time_usec = reading.time_usec
         if self.sync is not None and reading.device_time_usec is not None:
-            synced = self.sync.process_timestamp(reading.time_usec, reading.device_time_usec)
+            time_usec = self.sync.process_timestamp(reading.time_usec, reading.device_time_usec)
         if isinstance(self.writer, TableWriter):
             device = "" if reading.device_time_usec is None else reading.device_time_usec
-            time_usec = reading.time_usec if synced is None else synced
-            row = [time_usec, reading.value, device]
-            if self.sync is not None:
-                row.append(reading.time_usec)
-            self.writer.append(row)
+            arrival = [reading.time_usec] if self.sync is not None else []
+            self.writer.append([time_usec, reading.value, device, *arrival])
         else:
-            self.writer.append(reading, synced if self.sync is not None else None)
+            self.writer.append(reading, time_usec if self.sync is not None else None)
         self.count += 1
 
     def close(self) -> None:
@@ -104,7 +101,6 @@ class Recorder:
     pending: dict[int, LineInfo] = field(default_factory=dict)
     subscriptions: list[Subscription] = field(default_factory=list)
     line_subscriptions: dict[int, Subscription] = field(default_factory=dict)
-    sampled: set[int] = field(default_factory=set)
 
     def start(self, infos: list[LineInfo]) -> None:
         """Subscribe (readings and signal blocks go to ``inbox``) and create the digital lines' datasets."""
