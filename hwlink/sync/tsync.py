@@ -357,7 +357,10 @@ class TSyncWriter:
                                     int(time.time()) if creation_time is None else int(creation_time))
         self._entry = _entry_dtype(self.data_types)
         self._block = np.zeros(self.block_size, dtype=self._entry)
-        self._filled = 0  # entries in the block in progress
+        self._filled = 0  # entries in the block buffer (the block in progress)
+        self._pending1: list[int] = []  # pairs from add() not yet in the block buffer
+        self._pending2: list[int] = []
+        self._range1, self._range2 = self.data_types[0].value_range, self.data_types[1].value_range
         self._written = 0  # of those, already written to the file (by flush)
         self._count = 0
         self._file: BinaryIO | None = open(self.path, "wb")
@@ -395,14 +398,30 @@ class TSyncWriter:
 
     def add(self, time1: int, time2: int) -> None:
         """Append one pair; a completed block is written and flushed at once."""
-        file = self._require_open()
-        self._block[self._filled] = (_checked_int(time1, self.data_types[0], self.time_names[0]),
-                                     _checked_int(time2, self.data_types[1], self.time_names[1]))
-        self._filled += 1
+        if self._file is None:
+            self._require_open()
+        # Plain ints in range take the fast path; everything else is converted or rejected by _checked_int.
+        if not (type(time1) is int and self._range1[0] <= time1 <= self._range1[1]):
+            time1 = _checked_int(time1, self.data_types[0], self.time_names[0])
+        if not (type(time2) is int and self._range2[0] <= time2 <= self._range2[1]):
+            time2 = _checked_int(time2, self.data_types[1], self.time_names[1])
+        self._pending1.append(time1)
+        self._pending2.append(time2)
         self._count += 1
-        if self._filled == self.block_size:
-            self._finish_block(file)
-            file.flush()
+        if self._filled + len(self._pending1) == self.block_size:
+            self._settle()
+            self._finish_block(self._file)
+            self._file.flush()
+
+    def _settle(self) -> None:
+        """Move pairs collected by :meth:`add` into the block buffer."""
+        if self._pending1:
+            end = self._filled + len(self._pending1)
+            self._block["t1"][self._filled:end] = self._pending1
+            self._block["t2"][self._filled:end] = self._pending2
+            self._filled = end
+            self._pending1.clear()
+            self._pending2.clear()
 
     def add_many(self, times1: Any, times2: Any) -> None:
         """Append pairs from two equally long integer arrays (vectorised; all values checked before writing)."""
@@ -415,6 +434,7 @@ class TSyncWriter:
         total, done = column1.size, 0
         if total == 0:
             return
+        self._settle()
         if self._filled:
             take = min(self.block_size - self._filled, total)
             self._block["t1"][self._filled:self._filled + take] = column1[:take]
@@ -457,6 +477,7 @@ class TSyncWriter:
     def flush(self) -> None:
         """Push completed blocks and the entries of the block in progress (unterminated) to the OS."""
         file = self._require_open()
+        self._settle()
         if self._filled > self._written:
             file.write(memoryview(self._block[self._written:self._filled]).cast("B"))
             self._written = self._filled
@@ -466,6 +487,7 @@ class TSyncWriter:
         """Terminate the last partial block and close; idempotent."""
         if self._file is None:
             return
+        self._settle()
         file, self._file = self._file, None
         try:
             if self._filled:
