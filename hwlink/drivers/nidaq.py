@@ -658,19 +658,30 @@ class NidaqBoard(Board):
                         first: int) -> None:
         samples = np.ascontiguousarray(data.T, dtype=np.float32)
         self._deliver_signals(SignalBlock(timestamps, samples, acquisition.line_ids, first))
-        named = [s for s in self._subscriptions if s.lines is not None and s.lines & set(acquisition.line_ids)]
+        named = self._named_subscriptions(acquisition.line_ids)
         if not named:
             return
         low, high = self._ai_range
         top = 2 ** self._ai_bits - 1
-        codes = np.clip(np.rint((samples - low) / (high - low) * top), 0, top).astype(np.int64)
-        device_times = np.rint(np.arange(first, first + len(timestamps)) * 1e6 / acquisition.rate_hz).astype(np.int64)
-        for row in range(len(timestamps)):
+        codes = np.clip(np.rint((samples - low) / (high - low) * top), 0, top).astype(np.int64).tolist()
+        stamps = timestamps.tolist()
+        device_times = np.rint(np.arange(first, first + len(stamps)) * 1e6 / acquisition.rate_hz).astype(np.int64)
+        device_list = device_times.tolist()
+        for row in range(len(stamps)):
+            if row % 256 == 255:  # a subscriber that cancels (e.g. a recorder keeping the blocks) stops the work
+                named = self._named_subscriptions(acquisition.line_ids)
+                if not named:
+                    return
             for column, line_id in enumerate(acquisition.line_ids):
-                reading = LineReading(line_id, int(codes[row, column]), int(timestamps[row]), int(device_times[row]))
+                reading = LineReading(line_id, codes[row][column], stamps[row], device_list[row])
                 for subscription in named:
                     if line_id in subscription.lines:  # type: ignore[operator]
                         subscription.callback(reading)
+
+    def _named_subscriptions(self, line_ids: tuple[int, ...]) -> list[Any]:
+        """Reading subscriptions that asked for any of these lines by id (per-sample readings are opt-in)."""
+        wanted = set(line_ids)
+        return [s for s in list(self._subscriptions) if s.lines is not None and s.lines & wanted]
 
     def _deliver_edges(self, acquisition: _Acquisition, timestamps: np.ndarray, data: np.ndarray,
                        first: int) -> None:
