@@ -139,6 +139,24 @@ def test_quiet_stream_is_flushed_by_the_background_thread(tmp_path: Path) -> Non
             time.sleep(0.1)
 
 
+FORGET_TO_CLOSE = """
+import sys
+import numpy as np
+from hwlink.edl import Collection
+collection = Collection.create(sys.argv[1], "rec")
+writer = collection.create_dataset("s").signal_writer(["a"], np.int16, flush_interval=60)
+writer.append(np.arange(5), np.arange(5, dtype=np.int16))
+table = collection.create_dataset("t").table_writer(["x"], flush_interval=60)
+table.append([1])
+"""
+
+
+def test_writers_left_open_are_flushed_at_interpreter_exit(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", FORGET_TO_CLOSE, str(tmp_path)], check=True, timeout=60)
+    assert read_signal_file(tmp_path / "rec" / "s" / "s.h5")["data"][:, 0].tolist() == [0, 1, 2, 3, 4]
+    assert read_table(tmp_path / "rec" / "t" / "t.csv") == (["x"], [["1"]])
+
+
 def test_table_writer_syntalos_style(tmp_path: Path) -> None:
     with Collection.create(tmp_path, "rec") as collection:
         dataset = collection.create_dataset("events")

@@ -143,6 +143,10 @@ def test_bad_input_one_line_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "already exists" in output and len(output.strip().splitlines()) == 1
     code, output = run("edl", "verify", str(tmp_path))
     assert code == 2 and "no EDL unit" in output
+    code, output = run("edl", "ls", str(tmp_path))
+    assert code == 2 and "no EDL unit" in output and "Traceback" not in output
+    code, output = run("record", "--lines", "2", "--duration", "10ms", "-o", str(tmp_path / "taken" / "x" / "y"))
+    assert code == 2 and "Not a directory" in output and len(output.strip().splitlines()) == 1
 
 
 def _start(out: Path) -> subprocess.Popen[str]:

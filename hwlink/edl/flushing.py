@@ -6,6 +6,7 @@ crash never loses more than about one flush interval of data whatever the data r
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import weakref
@@ -16,6 +17,8 @@ TICK_SECONDS = 0.1
 
 class Flushable(Protocol):
     def flush_if_due(self) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 _writers: weakref.WeakSet[Flushable] = weakref.WeakSet()
@@ -46,3 +49,15 @@ def _run() -> None:
         for writer in writers:
             writer.flush_if_due()
         del writers
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A writer left open when the interpreter exits still gets its buffered rows onto disk."""
+    with _lock:
+        writers = list(_writers)
+    for writer in writers:
+        try:
+            writer.flush()
+        except Exception:
+            pass
