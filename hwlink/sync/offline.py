@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Values per chunk when applying a map: small enough that the second pass over a chunk hits the CPU cache.
-_APPLY_CHUNK = 1 << 15
+_APPLY_CHUNK = 1 << 16
 # Rows per chunk when correcting files: bounds memory for arbitrarily large inputs.
 FILE_CHUNK_ROWS = 1 << 20
 
