@@ -64,6 +64,7 @@ class BoardModule(Module):
 
     def prepare(self) -> None:
         self._running = True  # scripts start before sources and send SET_MODE from their start()
+        self._delivering = True  # ... and must see what that does, from time zero on
         self.readings.set_metadata(self.readings.metadata)
         if self.board is not None and self.board.has_device_clock:
             dataset = self.ctx.dataset(self.name)
@@ -85,17 +86,16 @@ class BoardModule(Module):
             self.board.set_mode(info.line_id, flags)
         for ref in self._output_refs:
             self.board.set_mode(self.board.line(ref).line_id, LineModeFlags.IS_OUTPUT)
-        self._delivering = True
 
     def _on_reading(self, reading: LineReading) -> None:
-        if not self._delivering:
+        if not self._delivering or not self.ctx.clock_running:
             return
         if self._synchronizer is not None and reading.device_time_usec is not None:
             reading.time_usec = self._synchronizer.process_timestamp(reading.time_usec, reading.device_time_usec)
         self.readings.emit(reading)
 
     def _on_signals(self, block: SignalBlock) -> None:
-        if self._delivering:
+        if self._delivering and self.ctx.clock_running:
             self.signals.emit(from_line_signal_block(block, DataType.SignalBlockF32))
 
     def _on_board_error(self, error: HwlinkError) -> None:
@@ -109,7 +109,7 @@ class BoardModule(Module):
     def _on_control(self, port: InPort, command: ControlCommand) -> None:
         """START resumes and PAUSE/STOP pause the delivery of readings (the board keeps running)."""
         if command.kind == ControlCommandKind.START:
-            self._delivering = self._running
+            self._delivering = True
         elif command.kind in (ControlCommandKind.PAUSE, ControlCommandKind.STOP):
             self._delivering = False
 

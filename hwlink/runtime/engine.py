@@ -85,6 +85,7 @@ class Engine:
         self._run_log: TextIO | None = None
         self._run_dataset: Dataset | None = None
         self._started = False
+        self.clock_running = False  # time zero has passed: modules may emit data
         self.on_started: Callable[[Engine], None] | None = None
         self.modules = build_modules(self.experiment, self)
         self._check_static_connections()
@@ -282,6 +283,7 @@ class Engine:
 
     def _start(self) -> None:
         self.clock.start_ns = time.monotonic_ns()  # time zero of the run; every module shares this clock
+        self.clock_running = True
         order = self._flow_order()
         for module in [m for m in reversed(order) if not m.is_source] + [m for m in order if m.is_source]:
             if self.failure is not None:

@@ -20,6 +20,7 @@ class RunContext(Protocol):
 
     clock: MasterClock
     collection: Collection | None
+    clock_running: bool  # time zero has passed (modules start after it, consumers first)
 
     def fail(self, module: str, message: str) -> None: ...
     def log(self, module: str, text: str, stream: str = "stdout") -> None: ...

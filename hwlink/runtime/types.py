@@ -152,7 +152,8 @@ def _convert_samples(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return array
     if np.issubdtype(dtype, np.integer) and np.issubdtype(array.dtype, np.floating):
         info = np.iinfo(dtype)
-        return np.clip(np.nan_to_num(array, nan=0.0), info.min, info.max).astype(dtype)
+        wide = np.nan_to_num(array.astype(np.float64), nan=0.0)  # float32 cannot hold int32's limits exactly
+        return np.clip(wide, info.min, info.max).astype(dtype)
     return array.astype(dtype)
 
 
