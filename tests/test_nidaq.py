@@ -486,3 +486,13 @@ def test_record_stops_cleanly_on_buffer_overflow_with_data_kept(sim: SimulatedNi
     first = _sample_offset(data[:, 0], 0, 2000)
     assert first + data.shape[0] == 600  # everything up to the overflow, nothing after
     edlio.load(path)
+
+
+def test_hwlink_boards_lists_nidaq_devices_only_where_there_are_some(sim: SimulatedNidaq) -> None:
+    listed = run_cli("boards")
+    assert listed.exit_code == 0
+    row = next(line for line in listed.output.splitlines() if line.startswith("nidaq://"))
+    assert row.split(None, 1) == ["nidaq://Dev1", "NI PCIe-6363 (simulated) (product PCIe-6363, serial 1A2B3C4D, "
+                                                  "ai 16, ao 4, dio 48, ctr 4)"]
+    sim.uninstall()
+    assert "nidaq://" not in run_cli("boards").output  # no NI-DAQmx driver on this machine
