@@ -131,7 +131,9 @@ def test_bad_input_one_line_exit_2(tmp_path: Path) -> None:
     for args, message in (
         (["--lines", "2,Z9"], "unknown line 'Z9'"),
         (["--lines", "2,,A0"], "bad --lines"),
-        (["--lines", "2,D2"], "names a line twice"),
+        (["--lines", "2", "--analog", "D2"], "a line is named twice"),
+        (["--analog", "D2"], "does not support analog-in"),
+        ([], "nothing to record"),
         (["--lines", "2", "--duration", "5"], "needs a unit"),
     ):
         code, output = run("record", "-b", "sim://", "-o", str(tmp_path), *args)
@@ -239,3 +241,41 @@ def test_record_nidaq_signal_blocks_into_hdf5(tmp_path: Path) -> None:
     header, rows_csv = read_table(tmp_path / "ni" / "port0_line1" / "port0_line1.csv")
     assert len(rows_csv) >= 1  # the line's initial level is recorded (subscribed before the mode is set)
     assert collection["signals"].attributes["channel_names"] == ["ai0", "ai1"]
+
+
+def test_record_firmata_board_without_device_clock(tmp_path: Path) -> None:
+    from hwlink.testing.firmata_board import SoftFirmataBoard
+
+    soft = SoftFirmataBoard()
+    url = soft.start_pty()
+    try:
+        soft.set_analog_input("A0", 777)
+        toggler_done = time.monotonic() + 0.6
+
+        def toggle() -> None:
+            level = 0
+            while time.monotonic() < toggler_done:
+                level ^= 1
+                soft.set_digital_input(7, level)
+                time.sleep(0.1)
+
+        import threading
+        toggler = threading.Thread(target=toggle)
+        toggler.start()
+        code, output = run("record", "-b", url, "--lines", "7", "--analog", "A0", "--duration", "900ms", "-o",
+                           str(tmp_path), "--name", "fw", "-q")
+        toggler.join()
+    finally:
+        soft.stop()
+    assert code == 0, output
+    collection = Collection.open(tmp_path / "fw")
+    assert [child.name for child in collection.children] == ["A0", "D7"]
+    assert collection["D7"].aux_data == [] and collection["A0"].aux_data == []  # no device clock, no tsync
+    header, rows = read_table(tmp_path / "fw" / "D7" / "D7.csv")
+    assert header == ["time_usec", "value", "device_time_usec"] and len(rows) >= 4
+    assert all(row[2] == "" for row in rows)
+    content = read_signal_file(tmp_path / "fw" / "A0" / "A0.h5")
+    assert "device_timestamps" not in content and "arrival_timestamps" not in content
+    assert content["timestamps"].shape[0] > 5 and (content["data"][:, 0] == 777).all()
+    code, output = run("edl", "verify", str(tmp_path / "fw"))
+    assert code == 0, output

@@ -20,7 +20,6 @@ import click
 
 from hwlink import __version__
 from hwlink.cli.common import DURATION, UserError, board_option, opened_board
-from hwlink.cli.lines_cmds import configure_inputs
 from hwlink.drivers import Board, LineInfo, LineMode, Subscription
 from hwlink.edl import Collection, Dataset, EdlError, LineReadingWriter, SignalWriter, TableWriter
 from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
@@ -32,10 +31,10 @@ EVENT_HEADER = ["time_usec", "value", "device_time_usec"]
 PROGRESS_INTERVAL_S = 0.5
 
 
-def _split_lines(values: tuple[str, ...]) -> list[str]:
+def _split_lines(values: tuple[str, ...], option: str) -> list[str]:
     refs = [piece.strip() for value in values for piece in value.split(",")]
-    if not refs or any(not ref for ref in refs):
-        raise UserError(f"bad --lines {','.join(values)!r}: give line names or numbers separated by commas")
+    if any(not ref for ref in refs):
+        raise UserError(f"bad {option} {','.join(values)!r}: give line names or numbers separated by commas")
     return refs
 
 
@@ -223,8 +222,11 @@ def _default_name() -> str:
 
 
 @click.command("record")
-@click.option("--lines", "line_refs", multiple=True, required=True,
-              help="Lines to record, comma-separated names or numbers (e.g. 2,A0,A1).")
+@click.option("--lines", "line_refs", multiple=True,
+              help="Lines to record, comma-separated names or numbers (e.g. 2,A0,A1): digital input where the "
+                   "line has one, analog input otherwise.")
+@click.option("--analog", "analog_refs", multiple=True,
+              help="Lines to record as analog inputs, on lines that can be digital too (e.g. A0 of an Arduino).")
 @click.option("--duration", type=DURATION, default=None, help="Stop after this long (default: until Ctrl-C).")
 @click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory the collection is created in.")
@@ -232,27 +234,32 @@ def _default_name() -> str:
 @click.option("--pullup", is_flag=True, help="Enable pull-ups on digital input lines.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @board_option
-def record_command(line_refs: tuple[str, ...], duration: int | None, output: Path, name: str | None,
-                   pullup: bool, quiet: bool, board_url: str) -> None:
-    """Record board LINES into a new EDL collection (HDF5 signals, CSV events, tsync clock sync).
+def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], duration: int | None, output: Path,
+                   name: str | None, pullup: bool, quiet: bool, board_url: str) -> None:
+    """Record the --lines of a board into a new EDL collection (HDF5, CSV events, tsync clock sync).
 
     Ctrl-C (or SIGTERM) stops cleanly with everything saved; data is flushed at least twice a second.
     """
-    refs = _split_lines(line_refs)
+    refs = _split_lines(line_refs, "--lines")
+    analog = _split_lines(analog_refs, "--analog")
+    if not refs and not analog:
+        raise UserError("nothing to record: give --lines and/or --analog")
     with opened_board(board_url) as board:
-        infos = [board.line(ref) for ref in refs]
+        wanted = [(board.line(ref), False) for ref in refs] + [(board.line(ref), True) for ref in analog]
+        infos = [info for info, _ in wanted]
         if len({info.line_id for info in infos}) != len(infos):
-            raise UserError(f"--lines names a line twice: {','.join(refs)}")
-        # Resolve (and so validate) every mode before anything is created; they are applied after subscribing,
+            raise UserError(f"a line is named twice in {','.join(refs + analog)}")
+        # Resolve (and so validate) every mode before anything is created; modes are applied after subscribing,
         # so the first readings (a digital line's initial level) are not missed.
-        modes = {info.line_id: info.resolve_mode(_input_flags(info, pullup)) for info in infos}
+        flags = {info.line_id: _input_flags(info, pullup, as_analog) for info, as_analog in wanted}
+        modes = {info.line_id: info.resolve_mode(flags[info.line_id]) for info in infos}
         collection = Collection.create(output, name or _default_name(), generator=f"hwlink {__version__}",
                                        attributes={"board": board.url, "lines": [info.name for info in infos],
                                                    "machine_node": f"{socket.gethostname()} [{platform.system()} "
                                                                    f"{platform.release()}]"})
         recorder = Recorder(board, collection, modes)
         try:
-            outcome, failure = _record(recorder, infos, pullup, duration, quiet)
+            outcome, failure = _record(recorder, infos, flags, duration, quiet)
         finally:
             errors = recorder.close()  # whatever happened, what was recorded is saved
     click.echo(f"{outcome}: {collection.path}", err=True)
@@ -266,12 +273,14 @@ def record_command(line_refs: tuple[str, ...], duration: int | None, output: Pat
         raise UserError(f"board failed, recording saved in {collection.path}: {failure}")
 
 
-def _input_flags(info: LineInfo, pullup: bool) -> LineModeFlags:
-    """The SET_MODE flags ``configure_inputs`` sends for a line."""
+def _input_flags(info: LineInfo, pullup: bool, analog: bool) -> LineModeFlags:
+    """SET_MODE flags as ``hwlink read`` sends them, or analog input when asked for."""
+    if analog:
+        return LineModeFlags.IS_INPUT | LineModeFlags.ANALOG
     return LineModeFlags.IS_INPUT | (LineModeFlags.PULL_UP if pullup and info.digital_in else LineModeFlags.NONE)
 
 
-def _record(recorder: Recorder, infos: list[LineInfo], pullup: bool, duration: int | None,
+def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineModeFlags], duration: int | None,
             quiet: bool) -> tuple[str, BoardError | None]:
     """The recording loop: drivers' threads only enqueue, this thread writes. Returns (outcome, board error)."""
     inbox = recorder.inbox
@@ -285,7 +294,8 @@ def _record(recorder: Recorder, infos: list[LineInfo], pullup: bool, duration: i
     with _signals_stop(stop):
         recorder.start(infos)
         try:
-            configure_inputs(recorder.board, tuple(str(info.line_id) for info in infos), pullup)
+            for info in infos:
+                recorder.board.set_mode(info.line_id, flags[info.line_id])
             while deadline is None or time.monotonic() < deadline:
                 failure = _drain(inbox, recorder, timeout=0.05)
                 if failure is not None:
