@@ -9,7 +9,7 @@ summed gap (the linear-programming estimator of Moon, Skelly & Towsley; ML under
 the skew (drift), its value at ``x`` the earliest possible arrival, i.e. the event's master time plus ``d_min``.
 
 Online (:class:`DriftEstimator`): two staggered hulls (a full one used for output and a younger one that replaces
-it once the full one spans the window) follow slow drift changes with O(window) memory; each point costs amortised
+it once the full one spans the window and their skews agree) follow slow drift changes with O(window) memory; each point costs amortised
 O(1) (monotone-chain stack) plus an O(log hull) bisection. A point far *below* the line, or a sustained run far
 *above* it (twice the threshold, at least 16 points over 250 ms), or a device timestamp going backwards means the device clock stepped: the hulls restart (the skew is
 kept as the prior). Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP line, fitted with numpy over
@@ -26,11 +26,12 @@ import numpy as np
 
 from hwlink.errors import ConfigError
 
-DEFAULT_WINDOW_USEC = 60_000_000
+DEFAULT_WINDOW_USEC = 300_000_000
 DEFAULT_MIN_SPAN_USEC = 1_000_000
 DEFAULT_STEP_THRESHOLD_USEC = 1_000
 DEFAULT_STEP_STREAK = 16
 STEP_BACK_MIN_USEC = 250_000  # a run above the envelope must last this long to count as a step back
+SKEW_AGREEMENT = 2e-6  # 2 ppm: the younger hull takes over only when it agrees this well
 DEFAULT_MAX_SKEW = 2e-3  # 2000 ppm: far beyond any crystal; a steeper hull edge is start-up noise
 
 
@@ -90,14 +91,24 @@ class LowerHull:
     def span(self) -> int:
         return self.last_x
 
-    def centroid_slope(self) -> float | None:
-        """Slope of the hull edge spanning the mean x (the LP optimum), None with a single vertex."""
-        xs = self.xs
-        if len(xs) < 2:
+    def centroid_slope(self, previous: float | None = None) -> float | None:
+        """Slope of the hull edge spanning the mean x (the LP optimum), None with a single vertex.
+
+        When that is the edge ending at the newest point and there is an earlier one, the one closer to
+        ``previous`` wins: with a slowly sweeping latency floor (USB frame phase against the sample clock)
+        the floor shows only now and then, and the newest stretch may be a flat stair of the sweep.
+        """
+        xs, ys = self.xs, self.ys
+        last = len(xs) - 2
+        if last < 0:
             return None
-        i = bisect_right(xs, self.sum_x / self.count) - 1
-        i = min(max(i, 0), len(xs) - 2)
-        return (self.ys[i + 1] - self.ys[i]) / (xs[i + 1] - xs[i])
+        i = min(max(bisect_right(xs, self.sum_x / self.count) - 1, 0), last)
+        slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
+        if i == last and last > 0 and previous is not None:
+            earlier = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
+            if abs(earlier - previous) < abs(slope - previous):
+                return earlier
+        return slope
 
     def support(self, slope: float) -> tuple[int, int]:
         """The vertex (relative x, y) where a line of this slope touches the hull from below."""
@@ -219,7 +230,7 @@ class DriftEstimator:
             pending = self._pending
             if pending is not None:
                 pending.add(secondary, y)
-            if active.span >= self.window_usec and pending is not None:
+            if active.span >= self.window_usec and pending is not None and self._pending_agrees(active, pending):
                 self._active, active = pending, pending
                 self._pending = LowerHull(secondary, y)
             elif pending is None and active.span >= self.window_usec // 2:
@@ -227,10 +238,20 @@ class DriftEstimator:
         self._update_line(active)
         return event
 
+    def _pending_agrees(self, active: LowerHull, pending: LowerHull) -> bool:
+        """Hand over to the younger hull once its skew agrees with the full one's (or the full one spans two
+        windows). A younger hull that saw the latency floor only once or twice can mistake a slowly sweeping
+        floor (USB frame phase against the sample clock) for skew; the full one has seen more of it."""
+        if active.span >= 2 * self.window_usec:
+            return True
+        slope_active, slope_pending = active.centroid_slope(), pending.centroid_slope()
+        return slope_active is not None and slope_pending is not None \
+            and abs(slope_active - slope_pending) <= SKEW_AGREEMENT
+
     def _update_line(self, hull: LowerHull) -> None:
         slope = None
         if hull.span >= self.min_span_usec:
-            slope = hull.centroid_slope()
+            slope = hull.centroid_slope(self._s)
         if slope is None:
             slope = self.prior_slope
         elif slope > self.max_skew:

@@ -7,6 +7,7 @@ for a whole run at once with numpy, so an hour of 1 kHz data is ready in well un
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -107,3 +108,73 @@ def run_online(process: Callable[[int, int], int], pairs: SimulatedPairs) -> tup
     outputs = [process(m, s) for m, s in zip(masters, secondaries)]
     elapsed = time.perf_counter() - started
     return np.asarray(outputs, dtype=np.int64), elapsed * 1e6 / max(len(masters), 1)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One simulated run: sample rate, device clock, transport latency, data gaps."""
+
+    rate_hz: float
+    clock: DeviceClock
+    latency: LatencyModel
+    duration_usec: int
+    gaps: tuple[tuple[int, int], ...] = ()
+    seed: int = 0
+
+    def pairs(self) -> SimulatedPairs:
+        return simulate_pairs(self.rate_hz, self.duration_usec, self.clock, self.latency, seed=self.seed,
+                              gaps=self.gaps)
+
+    @property
+    def first_event_usec(self) -> float | None:
+        """Master time of the first clock step or gap, where a start-up warm-up ends at the latest."""
+        times = [float(at) for at, _ in self.clock.steps] + [float(at) for at, _ in self.gaps]
+        return min(times) if times else None
+
+
+WARMUP_BOUND_USEC = 200.0
+
+
+def compare(scenario: Scenario, pairs: SimulatedPairs | None = None) -> list[MethodResult]:
+    """hwlink, the Syntalos baseline (auto-tuned to the rate, as Syntalos modules do) and raw receive times.
+
+    Warm-up: hwlink's is the time until every 1 s block's p99 |error| stays within max(0.2 ms, 1.5x its p99
+    over the last quarter of the run) up to the first clock event; the baseline's is its 2N-point calibration
+    (it returns raw times until then) or that settle time if later; raw times need none.
+    """
+    from hwlink.sync.baseline import SyntalosSecondaryClockSynchronizer
+    from hwlink.sync.secondary import SecondaryClockSynchronizer
+
+    pairs = scenario.pairs() if pairs is None else pairs
+    events = pairs.event_usec
+    results = []
+    hwlink_sync = SecondaryClockSynchronizer(scenario.rate_hz, id="hwlink")
+    baseline = SyntalosSecondaryClockSynchronizer(scenario.rate_hz, id="syntalos")
+    baseline.start()
+    calibration_end = events[min(2 * baseline.calibration_points, events.size) - 1]
+    for name, sync in (("hwlink", hwlink_sync), ("syntalos", baseline)):
+        output, cost = run_online(sync.process_timestamp, pairs)
+        error = output - events
+        tail = np.abs(error[events >= events[0] + 0.75 * (events[-1] - events[0])])
+        bound = max(WARMUP_BOUND_USEC, 1.5 * float(np.percentile(tail, 99)) if tail.size else 0.0)
+        warmup = settle_time(events, error, bound, until_usec=scenario.first_event_usec)
+        if name == "syntalos":
+            warmup = max(warmup, float(calibration_end - events[0]))
+        results.append(MethodResult(name, output, error, warmup, cost))
+    raw_error = pairs.master_usec - events
+    results.append(MethodResult("raw", pairs.master_usec, raw_error, 0.0, 0.0))
+    return results
+
+
+def summary_row(result: MethodResult, events: np.ndarray) -> dict[str, float]:
+    """p50/p99/max |error| after the method's warm-up (all points if it never settles), warm-up, monotonicity."""
+    warmup = result.warmup_usec if math.isfinite(result.warmup_usec) else 0.0
+    errors = np.abs(result.error_usec[events >= events[0] + warmup])
+    return {
+        "p50": float(np.percentile(errors, 50)),
+        "p99": float(np.percentile(errors, 99)),
+        "max": float(errors.max()),
+        "warmup_s": result.warmup_usec / 1e6,
+        "backward": float(result.backward_steps),
+        "cost": result.cost_usec_per_timestamp,
+    }
