@@ -316,8 +316,8 @@ def _numeric(text: str) -> bool:
               help="Expected secondary-minus-master lag (needed for periodic pulses more than half a period apart).")
 @click.option("--max-lag", "max_lag_usec", type=DURATION, default=None,
               help="Largest deviation from --offset searched (default: half the edge interval).")
-@click.option("--segment-edges", default=64, show_default=True, type=click.IntRange(min=2),
-              help="Matched edges per piece of the piecewise correction.")
+@click.option("--min-segment-edges", "segment_edges", default=8, show_default=True, type=click.IntRange(min=2),
+              help="Fewest matched edges per piece of the piecewise correction.")
 @click.option("--tsync", "tsync_out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the map as a SYNCPOINTS tsync (device-time -> master-time, µs).")
 @click.option("--times", "times_in", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -345,7 +345,7 @@ def align_command(master_edges: str, secondary_edges: str, rate: str, unit: str,
     result = align_edges(master, secondary, sample_period=1.0 / rate_hz,
                          initial_offset=(offset_usec or 0) / 1e6,
                          max_lag=None if max_lag_usec is None else max_lag_usec / 1e6,
-                         edges_per_segment=segment_edges)
+                         min_edges_per_segment=segment_edges)
     qc = result.qc
     if as_json:
         click.echo(json.dumps({**qc.__dict__, "knots": int(len(result.mapping))}, sort_keys=True))

@@ -9,10 +9,12 @@ on either side, and extra (glitch) edges may appear — :func:`align_edges`
 2. matches edges greedily, nearest predicted edge within a quarter of the shortest edge interval, refitting a
    drift line on a window that grows 4x per pass, so drift of hundreds of ppm over hours stays matched;
 3. drops outliers against a running median of the residuals (robust to slow, temperature-like drift changes);
-4. fits a continuous piecewise-linear map secondary -> master with knots every ``edges_per_segment`` matched
-   edges, by linear programming: first the smallest possible maximum residual (minimax, which bounds the error
-   at every edge by the quantization band), then the smallest total absolute residual within that bound; if an
-   edge is still more than one sample off (drift that changes fast), the pieces are halved, down to 8 edges;
+4. fits a continuous piecewise-linear map secondary -> master by linear programming. Its pieces are as long as
+   the clocks allow: starting from one straight line, the pieces are halved until the smallest achievable
+   maximum edge residual (minimax) is within one sample, or pieces would hold fewer than
+   ``min_edges_per_segment`` edges. Within that bound (one sample, or the minimax value if larger) the map then
+   minimizes the total absolute residual, which averages the quantization noise of many edges: constant drift
+   gets a single accurate line, drift that wanders (temperature) gets as many pieces as it needs;
 5. reports QC: drift in ppm, max residual and the share of edges within 1 and 2 samples.
 
 All times are plain numbers in one unit of your choice (seconds, µs, ...); ``sample_period`` is given in that
@@ -35,7 +37,7 @@ __all__ = ["AlignError", "AlignmentQC", "Alignment", "align_edges", "simulate_ed
 
 _COARSE_EDGES = 64  # master edges used for the coarse lag
 _RESIDUAL_MEDIAN_WINDOW = 15  # edges in the running median that outliers are judged against
-_FINEST_SEGMENT_EDGES = 8  # the piecewise correction never uses fewer matched edges per piece
+_RESIDUAL_GOAL = 0.999  # samples: the edge residual bound the piecewise fit aims for (LP tolerances stay below 1)
 
 
 class AlignError(HwlinkError, ValueError):
@@ -158,29 +160,41 @@ def _running_median(values: np.ndarray, window: int) -> np.ndarray:
     return np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
 
 
-def _minimax_piecewise(x: np.ndarray, y: np.ndarray, knots: np.ndarray) -> np.ndarray:
-    """Values at ``knots`` of the continuous piecewise-linear f minimizing max|y - f(x)|, then sum|y - f(x)|."""
+def _hat_basis(x: np.ndarray, knots: np.ndarray) -> Any:
+    """Sparse (n, knots) matrix: row i interpolates linearly between the two knots around x[i]."""
+    from scipy import sparse
+
+    segment = np.clip(np.searchsorted(knots, x, side="right") - 1, 0, knots.size - 2)
+    weight = (x - knots[segment]) / (knots[segment + 1] - knots[segment])
+    rows = np.repeat(np.arange(x.size), 2)
+    columns = np.stack([segment, segment + 1], axis=1).reshape(-1)
+    values = np.stack([1 - weight, weight], axis=1).reshape(-1)
+    return sparse.csr_matrix((values, (rows, columns)), shape=(x.size, knots.size))
+
+
+def _minimax(basis: Any, y: np.ndarray) -> float:
+    """Smallest t such that some knot values v give |basis @ v - y| <= t for every edge."""
     from scipy import sparse
     from scipy.optimize import linprog
 
-    count, knot_count = x.size, knots.size
-    segment = np.clip(np.searchsorted(knots, x, side="right") - 1, 0, knot_count - 2)
-    weight = (x - knots[segment]) / (knots[segment + 1] - knots[segment])
-    rows = np.repeat(np.arange(count), 2)
-    columns = np.stack([segment, segment + 1], axis=1).reshape(-1)
-    values = np.stack([1 - weight, weight], axis=1).reshape(-1)
-    basis = sparse.csr_matrix((values, (rows, columns)), shape=(count, knot_count))
+    count, knot_count = basis.shape
     ones = sparse.csr_matrix(np.ones((count, 1)))
-    # Stage 1: minimize t subject to -t <= basis @ v - y <= t.
     constraints = sparse.vstack([sparse.hstack([basis, -ones]), sparse.hstack([-basis, -ones])]).tocsr()
     objective = np.zeros(knot_count + 1)
     objective[-1] = 1.0
     bounds = [(None, None)] * knot_count + [(0, None)]
-    first = linprog(objective, A_ub=constraints, b_ub=np.concatenate([y, -y]), bounds=bounds, method="highs")
-    if first.status != 0:
-        raise AlignError(f"minimax fit failed: {first.message}")
-    band = first.x[-1] * (1 + 1e-9) + 1e-9
-    # Stage 2: within that band, minimize sum u_i with |basis @ v - y| <= u_i.
+    result = linprog(objective, A_ub=constraints, b_ub=np.concatenate([y, -y]), bounds=bounds, method="highs")
+    if result.status != 0:
+        raise AlignError(f"minimax fit failed: {result.message}")
+    return float(result.x[-1])
+
+
+def _least_absolute_within(basis: Any, y: np.ndarray, band: float) -> np.ndarray:
+    """Knot values minimizing sum |basis @ v - y| subject to every |basis @ v - y| <= band."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    count, knot_count = basis.shape
     eye = sparse.identity(count, format="csr")
     empty = sparse.csr_matrix((count, count))
     constraints = sparse.vstack([
@@ -190,8 +204,15 @@ def _minimax_piecewise(x: np.ndarray, y: np.ndarray, knots: np.ndarray) -> np.nd
     upper = np.concatenate([y, -y, y + band, band - y])
     objective = np.concatenate([np.zeros(knot_count), np.ones(count)])
     bounds = [(None, None)] * knot_count + [(0, None)] * count
-    second = linprog(objective, A_ub=constraints, b_ub=upper, bounds=bounds, method="highs")
-    return second.x[:knot_count] if second.status == 0 else first.x[:knot_count]
+    result = linprog(objective, A_ub=constraints, b_ub=upper, bounds=bounds, method="highs")
+    if result.status != 0:
+        raise AlignError(f"piecewise fit failed: {result.message}")
+    return result.x[:knot_count]
+
+
+def _quantile_knots(x: np.ndarray, segments: int) -> np.ndarray:
+    knots = np.unique(np.quantile(x, np.linspace(0, 1, segments + 1)))
+    return knots if knots.size >= 2 else np.array([x[0], x[0] + 1.0])
 
 
 def align_edges(
@@ -201,7 +222,7 @@ def align_edges(
     sample_period: float,
     initial_offset: float = 0.0,
     max_lag: float | None = None,
-    edges_per_segment: int = 64,
+    min_edges_per_segment: int = 8,
     outlier_samples: float = 3.0,
 ) -> Alignment:
     """Align ``secondary`` edge times to ``master`` ones (same unit); see the module docstring for the method.
@@ -212,8 +233,8 @@ def align_edges(
     """
     if not sample_period > 0:
         raise AlignError(f"sample period must be positive, got {sample_period}")
-    if edges_per_segment < 2:
-        raise AlignError("edges_per_segment must be at least 2")
+    if min_edges_per_segment < 2:
+        raise AlignError("min_edges_per_segment must be at least 2")
     master_sorted, master_order = _clean_edges(master, "master edges")
     secondary_sorted, secondary_order = _clean_edges(secondary, "secondary edges")
     intervals = np.diff(master_sorted)
@@ -256,14 +277,18 @@ def align_edges(
         raise AlignError("fewer than 3 matched edges survive outlier rejection")
 
     x, y = matched_secondary[inlier], residual[inlier]
-    # The coarsest piecewise model whose edges all lie within one sample; finer only if the clocks need it.
-    per_segment = edges_per_segment
+    segments = 1
     while True:
-        mapping = _piecewise_fit(x, y, per_segment, line_slope, line_intercept, sample_period)
-        final = (matched_master - mapping(matched_secondary)) / sample_period
-        if np.abs(final[inlier]).max() <= 1.0 or per_segment // 2 < _FINEST_SEGMENT_EDGES:
+        knots = _quantile_knots(x, segments)
+        basis = _hat_basis(x, knots)
+        band = _minimax(basis, y)
+        if band <= _RESIDUAL_GOAL or x.size < 2 * segments * min_edges_per_segment:
             break
-        per_segment //= 2
+        segments *= 2
+    correction = _least_absolute_within(basis, y, max(band * (1 + 1e-9) + 1e-9, _RESIDUAL_GOAL))
+    mapping = PiecewiseLinearMap(knots, line_intercept + line_slope * knots + correction * sample_period,
+                                 single_slope=float(line_slope))
+    final = (matched_master - mapping(matched_secondary)) / sample_period
     magnitude = np.abs(final)
     qc = AlignmentQC(
         master_edges=int(master_sorted.size), secondary_edges=int(secondary_sorted.size),
@@ -273,18 +298,6 @@ def align_edges(
     return Alignment(mapping=mapping, master_index=master_order[master_index],
                      secondary_index=secondary_order[secondary_index], inlier=inlier,
                      residuals_samples=final, sample_period=sample_period, qc=qc)
-
-
-def _piecewise_fit(x: np.ndarray, residual: np.ndarray, per_segment: int, line_slope: float,
-                   line_intercept: float, sample_period: float) -> PiecewiseLinearMap:
-    """The global line plus a minimax piecewise correction with knots every ``per_segment`` edges."""
-    segments = max(1, int(x.size // per_segment))
-    knots = np.unique(np.quantile(x, np.linspace(0, 1, segments + 1)))
-    if knots.size < 2:
-        knots = np.array([x[0], x[0] + sample_period])
-    correction = _minimax_piecewise(x, residual, knots)
-    return PiecewiseLinearMap(knots, line_intercept + line_slope * knots + correction * sample_period,
-                              single_slope=float(line_slope))
 
 
 # ----------------------------------------------------------------------------------------------------------
