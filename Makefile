@@ -45,5 +45,5 @@ $(FIRMATA_HEX):
 
 $(UNO_BRIDGE): tools/simavr-bridge/uno_bridge.c | simavr-packages
 	mkdir -p $(dir $@)
-	gcc -O2 -Wall -Wextra -I/usr/include/simavr -I/usr/include/simavr/parts -o $@ $< \
-		-lsimavrparts -lsimavr -lpthread -lutil
+	gcc -O2 -Wall -Wextra -I/usr/include/simavr -o $@ $< \
+		-lsimavr -lpthread -lutil

@@ -20,6 +20,7 @@ from the shell and prints its URL.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import select
 import socket
@@ -29,6 +30,7 @@ import time
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -585,6 +587,62 @@ class SoftFirmataBoard:
         if not ANALOG_FIRST <= number < TOTAL_PINS:
             raise ValueError(f"pin {pin} has no analog channel (analog pins are {ANALOG_FIRST}..{TOTAL_PINS - 1})")
         return number - ANALOG_FIRST
+
+
+class BoardProcess:
+    """A SoftFirmataBoard in a child process, so the board does not share the client's GIL (latency measurements).
+
+    ``call("set_digital_input", 2, 1)`` runs the board's method in the child and returns its result.
+    """
+
+    def __init__(self, transport: str = "pty", **board_options: object) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve_in_process, args=(child, transport, board_options),
+                                        name="soft-firmata", daemon=True)
+        self._process.start()
+        if not self._connection.poll(30):
+            self._process.kill()
+            raise RuntimeError("the software Firmata board process did not start")
+        self.url, self.path = self._connection.recv()
+
+    def call(self, method: str, *args: object) -> object:
+        self._connection.send((method, args))
+        ok, value = self._connection.recv()
+        if not ok:
+            raise RuntimeError(f"software board {method}{args}: {value}")
+        return value
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._connection.send(("stop", ()))
+            self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+        self._connection.close()
+
+    def __enter__(self) -> BoardProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _serve_in_process(connection: Connection, transport: str, board_options: dict) -> None:
+    board = SoftFirmataBoard(**board_options)  # type: ignore[arg-type]
+    url = board.start_pty() if transport == "pty" else board.start_tcp()
+    connection.send((url, board.path if transport == "pty" else None))
+    try:
+        while True:
+            method, args = connection.recv()
+            if method == "stop":
+                break
+            try:
+                connection.send((True, getattr(board, method)(*args)))
+            except Exception as error:  # noqa: BLE001 - reported to the caller
+                connection.send((False, repr(error)))
+    finally:
+        board.stop()
 
 
 def main() -> None:

@@ -7,7 +7,7 @@
  *   uno_bridge [--free] [--slow-boot] [--ctrl-port N] FIRMWARE.hex
  *
  * Prints "READY pty=/dev/pts/N ctrl=PORT" on stderr once the pty and the control socket exist.
- * Simulated time is paced to wall-clock time (1 ms ticks) unless --free is given; by default the boot runs
+ * Simulated time is paced to wall-clock time (100 µs ticks) unless --free is given; by default the boot runs
  * unpaced until the firmware's first UART byte ("fast boot", skipping the version LED blink).
  *
  * Control commands (one per line; each gets one reply line):
@@ -22,6 +22,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pty.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,10 +45,9 @@
 #include "sim_hex.h"
 #include "sim_irq.h"
 #include "sim_time.h"
-#include "uart_pty.h"
 
 #define FREQUENCY 16000000UL
-#define TICK_USEC 1000
+#define TICK_USEC 100 /* pacing and UART receive granularity */
 #define MAX_BEHIND_NS 20000000LL /* further behind than this: forget the debt instead of racing */
 
 /* Arduino Uno pin -> (port letter, bit) */
@@ -54,7 +56,14 @@ static const char PIN_PORT[20] = {'D', 'D', 'D', 'D', 'D', 'D', 'D', 'D', 'B', '
 static const int PIN_BIT[20] = {0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5};
 
 static avr_t *avr;
-static uart_pty_t uart_pty;
+/* UART0 <-> pty. simavr's own uart_pty part feeds host bytes to the UART only once per simulated millisecond,
+ * which would quantize every command's effect to 1 ms; this bridge feeds them every tick instead. */
+static int pty_master = -1;
+static char pty_name[64];
+static int uart_has_room = 1;
+static avr_irq_t *uart_input;
+static uint8_t rx_bytes[256];
+static ssize_t rx_length, rx_done;
 static int paced = 1;
 static int fast_boot = 1;
 static volatile int booted;
@@ -109,16 +118,68 @@ static void pin_changed(struct avr_irq_t *irq, uint32_t value, void *param) {
 }
 
 static void uart_output(struct avr_irq_t *irq, uint32_t value, void *param) {
-    (void)irq; (void)value; (void)param;
+    (void)irq; (void)param;
+    uint8_t byte = (uint8_t)value;
+    if (write(pty_master, &byte, 1) < 0) { /* nobody reads the pty and its buffer is full: the byte is lost */ }
     if (!booted) {
         booted = 1;
         wall_origin_ns = wall_ns() - sim_ns();
     }
 }
 
+static void uart_xon_hook(struct avr_irq_t *irq, uint32_t value, void *param) {
+    (void)irq; (void)value; (void)param;
+    uart_has_room = 1;
+}
+
+static void uart_xoff_hook(struct avr_irq_t *irq, uint32_t value, void *param) {
+    (void)irq; (void)value; (void)param;
+    uart_has_room = 0;
+}
+
+/* Hands host bytes to the UART while it has room (it raises XOFF when its receive FIFO is full). */
+static void feed_uart(void) {
+    while (uart_has_room) {
+        if (rx_done == rx_length) {
+            rx_length = read(pty_master, rx_bytes, sizeof rx_bytes);
+            rx_done = 0;
+            if (rx_length <= 0) {
+                rx_length = 0;
+                return;
+            }
+        }
+        avr_raise_irq(uart_input, rx_bytes[rx_done++]);
+    }
+}
+
+static void open_uart_pty(void) {
+    int slave; /* kept open for the process's lifetime: with no slave open the master reads EIO */
+    if (openpty(&pty_master, &slave, pty_name, NULL, NULL) < 0) {
+        perror("openpty");
+        exit(1);
+    }
+    struct termios settings;
+    tcgetattr(pty_master, &settings);
+    cfmakeraw(&settings);
+    tcsetattr(pty_master, TCSANOW, &settings);
+    tcgetattr(slave, &settings);
+    cfmakeraw(&settings);
+    tcsetattr(slave, TCSANOW, &settings);
+    fcntl(pty_master, F_SETFL, fcntl(pty_master, F_GETFL) | O_NONBLOCK);
+    uint32_t flags = 0;
+    avr_ioctl(avr, AVR_IOCTL_UART_GET_FLAGS('0'), &flags);
+    flags &= ~AVR_UART_FLAG_STDIO;
+    avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
+    uart_input = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT), uart_output, NULL);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON), uart_xon_hook, NULL);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF), uart_xoff_hook, NULL);
+}
+
 /* Paces simulated time to wall-clock time, once per simulated millisecond. */
 static avr_cycle_count_t pace(avr_t *core, avr_cycle_count_t when, void *param) {
     (void)core; (void)param;
+    feed_uart();
     if (paced && (booted || !fast_boot)) {
         long long ahead = sim_ns() - (wall_ns() - wall_origin_ns);
         if (ahead > 0) {
@@ -298,14 +359,11 @@ int main(int argc, char **argv) {
     avr_extint_set_strict_lvl_trig(avr, 0, 0);
     avr_extint_set_strict_lvl_trig(avr, 1, 0);
 
-    uart_pty_init(avr, &uart_pty);
-    uart_pty_connect(&uart_pty, '0');
-    unlink("/tmp/simavr-uart0"); /* fixed-name symlink shared by all instances: report the pty instead */
+    open_uart_pty();
     for (int pin = 0; pin < 20; pin++) {
         avr_irq_t *irq = avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(PIN_PORT[pin]), PIN_BIT[pin]);
         avr_irq_register_notify(irq, pin_changed, (void *)(intptr_t)pin);
     }
-    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT), uart_output, NULL);
     avr_cycle_timer_register_usec(avr, TICK_USEC, pace, NULL);
     wall_origin_ns = wall_ns();
 
@@ -315,7 +373,7 @@ int main(int argc, char **argv) {
     getsockname(listener, (struct sockaddr *)&bound, &length);
     pthread_t thread;
     pthread_create(&thread, NULL, control_thread, (void *)(intptr_t)listener);
-    fprintf(stderr, "READY pty=%s ctrl=%d\n", uart_pty.port[0].slavename, ntohs(bound.sin_port));
+    fprintf(stderr, "READY pty=%s ctrl=%d\n", pty_name, ntohs(bound.sin_port));
     fflush(stderr);
 
     for (;;) {
@@ -323,7 +381,7 @@ int main(int argc, char **argv) {
         if (command_pending) serve_pending_command();
         if (state == cpu_Done || state == cpu_Crashed) {
             fprintf(stderr, "uno_bridge: AVR core stopped (state %d)\n", state);
-            _exit(1); /* uart_pty_stop() would hang joining its select()ing thread */
+            _exit(1);
         }
     }
 }
