@@ -266,3 +266,15 @@ def test_edl_package_stands_alone() -> None:
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_short_tag_and_empty_datasets(tmp_path: Path) -> None:
+    with Collection.create(tmp_path, "rec") as collection:
+        assert collection.short_tag == collection.collection_id.hex[-8:]
+        dataset = collection.create_dataset("d")
+        assert dataset.is_empty
+        dataset.add_aux_scan_pattern("*.tsync")
+        assert not dataset.is_empty
+        other = collection.create_dataset("e")
+        other.set_data_file(f"{collection.short_tag}-e.csv")
+        assert not other.is_empty and other.data.parts[0].fname.startswith(collection.short_tag)
