@@ -104,7 +104,7 @@ def test_correct_csv_npy_and_hdf5(syncpoints: Path, tmp_path: Path) -> None:
     mapping = SyncPointMap.from_tsync(syncpoints).time_map()
     table = tmp_path / "events.csv"
     table.write_text("Time;Event\n0;start\n1500.5;lever\n59000;end\n")
-    result = run("tsync", "correct", str(syncpoints), str(table), "--column", "Time", "--unit", "ms")
+    result = run("tsync", "correct", str(table), "-t", str(syncpoints), "--column", "Time", "--unit", "ms")
     assert result.exit_code == 0 and "3 rows" in result.output
     corrected = (tmp_path / "events_master.csv").read_text().splitlines()
     assert corrected[0] == "Time;Event"
@@ -112,12 +112,12 @@ def test_correct_csv_npy_and_hdf5(syncpoints: Path, tmp_path: Path) -> None:
         mapping(np.array([0.0, 1500.5e3, 59000e3])).tolist(), abs=1e-3)
     values = tmp_path / "device.npy"
     np.save(values, np.arange(0, 10_000_000, 7, dtype=np.int64))
-    assert run("tsync", "correct", str(syncpoints), str(values)).exit_code == 0
+    assert run("tsync", "correct", str(values), "-t", str(syncpoints)).exit_code == 0
     assert np.array_equal(np.load(tmp_path / "device_master.npy"), mapping(np.load(values)))
     h5 = tmp_path / "samples.h5"
     with h5py.File(h5, "w") as file:
         file["index"] = np.arange(300_000)
-    assert run("tsync", "correct", str(syncpoints), str(h5), "--dataset", "index", "--rate", "30kHz").exit_code == 0
+    assert run("tsync", "correct", str(h5), "-t", str(syncpoints), "--dataset", "index", "--rate", "30kHz").exit_code == 0
     with h5py.File(h5, "r") as file:
         expected = SyncPointMap.from_tsync(syncpoints).sample_times(300_000, 30_000.0)
         assert np.array_equal(file["index_master_us"][:], expected)
@@ -126,11 +126,15 @@ def test_correct_csv_npy_and_hdf5(syncpoints: Path, tmp_path: Path) -> None:
 def test_correct_errors_exit_2(syncpoints: Path, tmp_path: Path) -> None:
     table = tmp_path / "t.csv"
     table.write_text("a,b\n1,2\n")
+    binary = tmp_path / "x.bin"
+    binary.write_bytes(b"\0")
     for args, message in [
-        ([str(syncpoints), str(table)], "needs --column"),
-        ([str(syncpoints), str(table), "--column", "zzz"], "no column 'zzz'"),
-        ([str(syncpoints), str(tmp_path / "x.bin")], "unsupported input"),
-        ([str(table), str(table), "--column", "a"], "not a tsync file"),
+        ([str(table), "-t", str(syncpoints)], "needs --column"),
+        ([str(table), "-t", str(syncpoints), "--column", "zzz"], "no column 'zzz'"),
+        ([str(binary), "-t", str(syncpoints)], "unsupported input"),
+        ([str(table), "-t", str(table), "--column", "a"], "not a tsync file"),
+        ([str(table), "--column", "a"], "give the tsync file"),
+        ([str(tmp_path)], "no EDL unit"),
     ]:
         result = CliRunner().invoke(cli, ["tsync", "correct", *args])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

@@ -190,32 +190,47 @@ def _offset_series(data: TSyncFile) -> tuple[str, np.ndarray, np.ndarray]:
 
 
 @tsync_group.command("correct")
-@click.argument("tsync_file", type=click.Path(dir_okay=False))
-@click.argument("input_path", type=click.Path())
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Output file (CSV/npy inputs; default INPUT with a _master suffix).")
+@click.argument("input_path", type=click.Path(exists=True))
+@click.option("-t", "--tsync", "tsync_file", type=click.Path(dir_okay=False), default=None,
+              help="The tsync file to apply (default for an EDL dataset: its aux tsync).")
+@click.option("-o", "--output", type=click.Path(writable=True), default=None,
+              help="Output file for CSV/npy inputs (default INPUT with a _master suffix); a directory for an "
+                   "EDL dataset's CSV parts (default the dataset directory).")
 @click.option("--column", default=None, help="CSV column (name or 0-based index) or 2-D HDF5 column index.")
-@click.option("--dataset", default=None, help="HDF5 dataset to correct (input .h5/.hdf5).")
+@click.option("--dataset", default=None, help="HDF5 dataset to correct (HDF5 inputs and EDL HDF5 parts).")
 @click.option("--rate", "rate", default=None, help="Values are sample indices at this rate, e.g. 30kHz.")
 @click.option("--unit", type=click.Choice(sorted(_UNIT_TO_USEC)), default="us", show_default=True,
               help="Unit of time values in the input (ignored with --rate and for index tables).")
 @click.option("--new-column", default=None, help="Add the corrected values as this column instead of replacing.")
-def correct_command(tsync_file: str, input_path: str, output: str | None, column: str | None,
+def correct_command(input_path: str, tsync_file: str | None, output: str | None, column: str | None,
                     dataset: str | None, rate: str | None, unit: str, new_column: str | None) -> None:
-    """Map the secondary times in INPUT to master µs using TSYNC_FILE.
+    """Map the secondary times in INPUT to master µs.
 
     SYNCPOINTS files map device times (or sample indices with --rate) by linear interpolation between sync
     points, as edlio does; CONTINUOUS files are index -> time tables. INPUT is a CSV file (one --column), an
     HDF5 file (--dataset; the result is a new dataset <name>_master_us), a .npy array, or an EDL dataset
-    directory (its data file is corrected with its own aux tsync, given here as TSYNC_FILE).
+    directory (its CSV/HDF5 data parts, corrected with its own aux tsync unless --tsync is given).
     """
     rate_hz = parse_frequency_hz(rate) if rate is not None else None
-    mapping = load_mapping(tsync_file, rate_hz=rate_hz)
-    scale = 1.0 if rate_hz is not None or isinstance(mapping, IndexTable) else _UNIT_TO_USEC[unit]
     source = Path(input_path)
+    if source.is_dir() and tsync_file is None:
+        from hwlink.sync.offline_edl import dataset_mapping, open_dataset
+
+        mapping = dataset_mapping(open_dataset(source), rate_hz=rate_hz)
+    elif tsync_file is None:
+        raise UserError("give the tsync file to apply with -t/--tsync")
+    else:
+        mapping = load_mapping(tsync_file, rate_hz=rate_hz)
+    scale = 1.0 if rate_hz is not None or isinstance(mapping, IndexTable) else _UNIT_TO_USEC[unit]
     suffix = source.suffix.lower()
     with _progress_bar(source.name) as progress:
-        if suffix in _HDF5_SUFFIXES:
+        if source.is_dir():
+            from hwlink.sync.offline_edl import correct_edl_dataset
+
+            written = correct_edl_dataset(source, mapping=mapping, output_dir=output, column=column or 0,
+                                          hdf5_dataset=dataset, scale=scale, progress=progress)
+            message = "wrote " + ", ".join(written)
+        elif suffix in _HDF5_SUFFIXES:
             if dataset is None:
                 raise UserError("an HDF5 input needs --dataset")
             name = correct_hdf5(source, dataset, mapping, out_dataset=new_column,
@@ -239,7 +254,7 @@ def correct_command(tsync_file: str, input_path: str, output: str | None, column
                                progress=progress)
             message = f"wrote {target} ({rows} rows)"
         else:
-            raise UserError(f"{source}: unsupported input (use .csv/.tsv/.txt, .h5/.hdf5 or .npy)")
+            raise UserError(f"{source}: unsupported input (use .csv/.tsv/.txt, .h5/.hdf5, .npy or an EDL dataset)")
     click.echo(message)
 
 

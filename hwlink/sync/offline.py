@@ -44,6 +44,9 @@ _APPLY_CHUNK = 1 << 16
 # Rows per chunk when correcting files: bounds memory for arbitrarily large inputs.
 FILE_CHUNK_ROWS = 1 << 20
 
+# int64 sentinel hwlink's HDF5 files use for "no device time" (hwlink.edl.NO_DEVICE_TIME); mapped to NaN.
+_NO_TIME = np.iinfo(np.int64).min
+
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while a file is corrected."""
 
@@ -409,7 +412,8 @@ def correct_hdf5(
     """Map an HDF5 dataset (1-D, or one ``column`` of a 2-D one) to master µs into a new float64 dataset.
 
     The source stays untouched; the result goes to ``out_dataset`` (default ``<dataset>_master_us``) in the same
-    file, with attributes naming the unit and the source. Returns the new dataset's name.
+    file, with attributes naming the unit and the source; int64 rows holding INT64_MIN ("no time") become NaN.
+    Returns the new dataset's name.
     """
     import h5py
 
@@ -436,10 +440,14 @@ def correct_hdf5(
         for start in range(0, count, chunk_rows):
             stop = min(start + chunk_rows, count)
             piece = buffer[:stop - start]
-            piece[...] = data[start:stop] if data.ndim == 1 else data[start:stop, column]
+            raw = data[start:stop] if data.ndim == 1 else data[start:stop, column]
+            piece[...] = raw
             if scale != 1.0:
                 piece *= scale
-            result[start:stop] = mapping(piece, out=piece)
+            mapping(piece, out=piece)
+            if raw.dtype == np.int64:
+                piece[raw == _NO_TIME] = np.nan  # rows without a device time stay without a time
+            result[start:stop] = piece
             if progress is not None:
                 progress(stop, count)
         result.attrs["unit"] = "us"
