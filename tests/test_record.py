@@ -280,3 +280,16 @@ def test_record_firmata_board_without_device_clock(tmp_path: Path) -> None:
     assert content["timestamps"].shape[0] > 5 and (content["data"][:, 0] == 777).all()
     code, output = run("edl", "verify", str(tmp_path / "fw"))
     assert code == 0, output
+
+
+def test_verify_media_type_rules(tmp_path: Path) -> None:
+    with Collection.create(tmp_path, "rec") as collection:
+        collection.create_dataset("sync").set_data_file("a.tsync", media_type="application/octet-stream")
+        collection.create_dataset("frames").set_data_file("f.h5", media_type="application/x-hdf5")
+    for name in ("a.tsync", "f.h5"):
+        (tmp_path / "rec" / ("sync" if name == "a.tsync" else "frames") / name).write_bytes(b"")
+    code, output = run("edl", "verify", str(tmp_path / "rec"))
+    assert code == 1
+    assert "error: sync: data media_type 'application/octet-stream' is unknown to edlio, which prefers it over " \
+           "file_type 'tsync'" in output
+    assert "warning: frames: data media_type 'application/x-hdf5' is unknown to edlio" in output

@@ -26,6 +26,7 @@ FileReader = Callable[[Path], tuple[int, tuple[int, int] | None, list[str]]]
 
 # Media types edlio 0.3.4 can dispatch on; anything else must go without media_type (format notes Q7).
 _EDLIO_MEDIA_PREFIXES = ("video/", "text/csv", "application/json")
+_EDLIO_FILE_TYPES = {"csv", "json", "json.zst", "tsync", "rhd", "zarr"}
 _CHECK_CHUNK_ROWS = 1 << 20
 
 
@@ -250,8 +251,13 @@ def _verify_entry(entry: DataFile, role: str, where: str) -> list[Finding]:
         findings.append(Finding("error", where, f"{role} entry has neither media_type nor file_type"))
     if entry.media_type and not entry.media_type.startswith(_EDLIO_MEDIA_PREFIXES) \
             and "json" not in entry.media_type:
-        findings.append(Finding("error", where, f"{role} media_type '{entry.media_type}' is unknown to edlio, "
-                                                "which prefers it over file_type and then fails to read"))
+        if (entry.file_type or "").lower() in _EDLIO_FILE_TYPES:
+            findings.append(Finding("error", where, f"{role} media_type '{entry.media_type}' is unknown to edlio, "
+                                                    f"which prefers it over file_type '{entry.file_type}' and "
+                                                    "then fails to read"))
+        else:
+            findings.append(Finding("warning", where, f"{role} media_type '{entry.media_type}' is unknown to "
+                                                      "edlio (write file_type only)"))
     expected = media_type_of(entry.parts[0].fname) if entry.parts else None
     if expected and entry.media_type and entry.media_type != expected:
         findings.append(Finding("warning", where, f"{role} media_type '{entry.media_type}' for a "
