@@ -27,6 +27,7 @@ LOAD_TIMEOUT_SEC = 60.0
 PREPARE_TIMEOUT_SEC = 60.0
 STOP_TIMEOUT_SEC = 5.0
 EXIT_TIMEOUT_SEC = 3.0
+DEFAULT_NICE = 10
 
 
 class WorkerFailed(Exception):
@@ -48,6 +49,11 @@ class ScriptModule(Module):
         if self.script.suffix != ".py" and not self.script.is_file():
             raise settings.error("script", f"script {self.script} is not a file")
         self._declare_ports(settings)
+        # Scripts yield the CPU to the engine's driver threads when both want it, so a script that spins
+        # cannot delay timestamps (Syntalos also renices its workers); nice = 0 turns this off.
+        self.nice = settings.integer("nice", DEFAULT_NICE, minimum=0)
+        if self.nice > 19:
+            raise settings.error("nice", "nice must be 0..19")
         raw_settings = settings.raw("settings")
         settings.finish(self.description)
         if raw_settings is None:
@@ -87,6 +93,8 @@ class ScriptModule(Module):
             stderr=subprocess.PIPE, env=env, cwd=os.getcwd(),
         )
         worker_end.close()
+        if self.nice:
+            os.setpriority(os.PRIO_PROCESS, self._process.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
         self._channel = Channel(engine_end, blocking_send=False)
         self._spawn(self._read_messages, "messages")
         self._spawn(lambda: self._read_output(self._process.stdout, "stdout"), "stdout")  # type: ignore[union-attr]

@@ -1,0 +1,499 @@
+"""Experiment runtime: the script <-> driver message path, a closed loop on the software Firmata board, and
+driver timestamps while a script spins on the CPU.
+
+Baselines in the same run: the transport alone (hwlink's framed socket channel vs multiprocessing.Pipe with
+pickle vs multiprocessing.Queue), the closed loop done in-process on the driver without the runtime, and the
+spinning code run as a thread inside the engine process (what an in-process script host would do).
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwlink.lines import LineModeFlags, LineReading
+from hwlink.runtime import Engine
+from hwlink.runtime.ipc import Channel, data_message
+from hwlink.runtime.types import DataType, decode, encode
+
+GOAL_P99_MS = 0.5
+GOAL_ITEMS_PER_SEC = 100_000
+GOAL_ADDED_P99_MS = 1.0
+
+
+def stats_ms(values_usec: np.ndarray) -> tuple[float, float, float]:
+    values = np.asarray(values_usec, dtype=np.float64) / 1000
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99)), float(values.max())
+
+
+def run_engine(folder: Path, name: str, text: str, during: Callable[[Engine], None] | None = None,
+               duration_usec: int | None = None) -> Engine:
+    """Run an experiment until ``during`` returns (or for ``duration_usec``); returns the engine to inspect."""
+    experiment = folder / f"{name}.toml"
+    experiment.write_text(text)
+    engine = Engine(experiment, folder / name, duration_usec=duration_usec, out=io.StringIO())
+
+    def act(engine: Engine) -> None:
+        try:
+            if during is not None:
+                during(engine)
+        finally:
+            if duration_usec is None:
+                engine.request_stop("benchmark")
+
+    if during is not None:
+        engine.on_started = lambda e: threading.Thread(target=act, args=(e,), daemon=True).start()
+    result = engine.run()
+    if result.failure:
+        raise RuntimeError(f"benchmark run {name} failed: {result.failure}")
+    return engine
+
+
+def script_log(engine: Engine, module: str) -> str:
+    return (Path(engine.output) / "hwlink-run" / f"{module}.log").read_text()
+
+
+# ----- transport alone: ping-pong and one-way throughput between two processes --------------------------------
+
+def _echo_hwlink(fd: int, count: int) -> None:
+    channel = Channel(socket.socket(fileno=fd), blocking_send=True)
+    seen = 0
+    while seen < count:
+        for message in channel.receive(None):
+            seen += 1
+            if message.port == 1:  # ping: answer at once
+                channel.send(data_message(1, message.data_type, message.payload))
+    channel.send_control("done")
+
+
+def _echo_pipe(connection: Any, count: int) -> None:
+    for _ in range(count):
+        item = connection.recv()
+        if item[0] == 1:
+            connection.send(item)
+    connection.send(("done",))
+
+
+def _echo_queue(inbox: Any, outbox: Any, count: int) -> None:
+    for _ in range(count):
+        item = inbox.get()
+        if item[0] == 1:
+            outbox.put(item)
+    outbox.put(("done",))
+
+
+def transport_rows(pings: int, flood: int) -> list[tuple[str, float, float, float]]:
+    """(name, ping-pong p50 ms, p99 ms, one-way items/s) for each transport, with LineReading payloads."""
+    context = multiprocessing.get_context("fork")  # the child inherits the socket by its descriptor
+    reading = LineReading(2, 1, 123456, 123000)
+    rows = []
+
+    # hwlink channel
+    mine, theirs = socket.socketpair()
+    process = context.Process(target=_echo_hwlink, args=(theirs.fileno(), pings + flood))
+    process.start()
+    theirs.close()
+    channel = Channel(mine, blocking_send=False)
+    rtts = []
+    for _ in range(pings):
+        start = time.perf_counter_ns()
+        channel.send(data_message(1, DataType.LineReading, encode(DataType.LineReading, reading)))
+        for message in channel.receive(None):
+            decode(DataType.LineReading, message.payload)
+        rtts.append((time.perf_counter_ns() - start) / 1000)
+    start = time.perf_counter()
+    for _ in range(flood):
+        channel.send(data_message(0, DataType.LineReading, encode(DataType.LineReading, reading)))
+    while not any(m.kind == 2 for m in channel.receive(None)):
+        pass
+    rate = flood / (time.perf_counter() - start)
+    process.join()
+    channel.close()
+    rows.append(("hwlink socket channel (binary)", *stats_ms(np.array(rtts))[:2], rate))
+
+    # multiprocessing.Pipe with pickled readings
+    mine_pipe, theirs_pipe = context.Pipe()
+    process = context.Process(target=_echo_pipe, args=(theirs_pipe, pings + flood))
+    process.start()
+    rtts = []
+    for _ in range(pings):
+        start = time.perf_counter_ns()
+        mine_pipe.send((1, reading))
+        mine_pipe.recv()
+        rtts.append((time.perf_counter_ns() - start) / 1000)
+    sender = threading.Thread(target=lambda: [mine_pipe.send((0, reading)) for _ in range(flood)])
+    start = time.perf_counter()
+    sender.start()
+    mine_pipe.recv()
+    rate = flood / (time.perf_counter() - start)
+    sender.join()
+    process.join()
+    rows.append(("multiprocessing.Pipe (pickle)", *stats_ms(np.array(rtts))[:2], rate))
+
+    # multiprocessing.Queue
+    inbox, outbox = context.Queue(), context.Queue()
+    process = context.Process(target=_echo_queue, args=(inbox, outbox, pings + flood))
+    process.start()
+    rtts = []
+    for _ in range(pings):
+        start = time.perf_counter_ns()
+        inbox.put((1, reading))
+        outbox.get()
+        rtts.append((time.perf_counter_ns() - start) / 1000)
+    start = time.perf_counter()
+    for _ in range(flood):
+        inbox.put((0, reading))
+    outbox.get()
+    rate = flood / (time.perf_counter() - start)
+    process.join()
+    rows.append(("multiprocessing.Queue", *stats_ms(np.array(rtts))[:2], rate))
+    return rows
+
+
+# ----- the runtime's script <-> driver path ----------------------------------------------------------------------
+
+LATENCY_SCRIPT = '''
+import numpy as np
+import syntalos_mlink as syl
+
+readings = syl.get_input_port("readings")
+commands = syl.get_output_port("commands")
+led = syl.HwOutputLine(commands, 13)
+inbound = []
+state = {"level": 0}
+
+
+def prepare():
+    readings.on_data = on_reading
+
+
+def start():
+    syl.HwInputLine(commands, 2).send_mode()
+    led.send_mode()
+
+
+def on_reading(reading):
+    if reading.line_id == 2:
+        inbound.append(syl.time_since_start_usec() - reading.time_usec)
+        state["level"] ^= 1
+        led.set_value(state["level"])
+
+
+def stop():
+    syl.println("INBOUND " + " ".join(map(str, inbound[1:])))
+'''
+
+
+def latency_rows(folder: Path, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Driver -> script (one way) and driver -> script -> driver (round trip) on sim:// with no transport delay."""
+    text = f"""
+[modules.board]
+kind = "board"
+url = "sim://?d2=square:100Hz&loopback=13:7&latency=none"
+inputs = ["7"]
+timestamps = "arrival"
+
+[modules.loop]
+kind = "script"
+script = "{folder / 'latency.py'}"
+inputs = {{ readings = "LineReading" }}
+outputs = {{ commands = "LineCommand" }}
+
+[[connect]]
+from = "board.readings"
+to = "loop.readings"
+
+[[connect]]
+from = "loop.commands"
+to = "board.commands"
+"""
+    (folder / "latency.py").write_text(LATENCY_SCRIPT)
+    received: list[LineReading] = []
+
+    def collect(engine: Engine) -> None:
+        board = engine.modules["board"].board
+        subscription = board.subscribe(received.append, lines=[2, 7])
+        time.sleep(seconds)
+        subscription.cancel()
+
+    engine = run_engine(folder, "latency", text, collect)
+    inbound = np.array([int(v) for v in script_log(engine, "loop").split("INBOUND", 1)[1].split()], dtype=np.int64)
+    edges_2 = [r.time_usec for r in received if r.line_id == 2]
+    edges_7 = [r.time_usec for r in received if r.line_id == 7]
+    round_trips = []
+    for t in edges_2:
+        later = [u for u in edges_7 if u >= t]
+        if later and later[0] - t < 50_000:
+            round_trips.append(later[0] - t)
+    return inbound, np.array(round_trips[1:], dtype=np.int64)
+
+
+THROUGHPUT_SCRIPT = '''
+import syntalos_mlink as syl
+
+readings = syl.get_input_port("readings")
+commands = syl.get_output_port("commands")
+count = {"n": 0, "first": 0, "last": 0}
+N = int(open(__file__.replace(".py", ".n")).read())
+
+
+def on_reading(reading):
+    if count["n"] == 0:
+        count["first"] = syl.time_since_start_usec()
+    count["n"] += 1
+    count["last"] = syl.time_since_start_usec()
+
+
+def prepare():
+    readings.on_data = on_reading
+
+
+def run():
+    syl.wait(300)
+    command = syl.new_line_command(syl.LineCommandKind.WRITE_DIGITAL, 13, 1)
+    started = syl.time_since_start_usec()
+    for _ in range(N):
+        commands.submit(command)
+    syl.println(f"SENT {started} {syl.time_since_start_usec()}")
+    while syl.is_running():
+        syl.await_data()
+
+
+def stop():
+    syl.println(f"RECEIVED {count['n']} {count['first']} {count['last']}")
+'''
+
+
+def throughput(folder: Path, items: int, execute_commands: bool) -> tuple[float, float]:
+    """Items/s driver -> script (readings emitted as a driver thread does) and script -> driver (LineCommands,
+    executed on the board, or only counted where they reach the board module's port)."""
+    (folder / "throughput.py").write_text(THROUGHPUT_SCRIPT)
+    (folder / "throughput.n").write_text(str(items))
+    text = f"""
+[modules.board]
+kind = "board"
+url = "sim://?latency=none"
+outputs = ["13"]
+
+[modules.flood]
+kind = "script"
+script = "{folder / 'throughput.py'}"
+inputs = {{ readings = "LineReading" }}
+outputs = {{ commands = "LineCommand" }}
+
+[[connect]]
+from = "board.readings"
+to = "flood.readings"
+
+[[connect]]
+from = "flood.commands"
+to = "board.commands"
+"""
+    arrivals: list[int] = []
+    outbound: dict[str, float] = {}
+
+    def flood(engine: Engine) -> None:
+        board_module = engine.modules["board"]
+        port = board_module.inputs["commands"]
+        execute = port.handler
+
+        def counting(port_: Any, command: Any) -> None:
+            if execute_commands:
+                execute(port_, command)
+            arrivals.append(time.perf_counter_ns())
+
+        port.handler = counting
+        reading = LineReading(2, 1, 0, None)
+        emit = board_module.readings.emit
+        start = time.perf_counter()
+        for index in range(items):
+            reading.time_usec = index
+            emit(reading)
+        outbound["emit_sec"] = time.perf_counter() - start
+        deadline = time.monotonic() + 60
+        while len(arrivals) < items and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+
+    engine = run_engine(folder, f"throughput-{execute_commands}", text, flood)
+    log = script_log(engine, "flood")
+    received, first, last = (int(v) for v in log.split("RECEIVED", 1)[1].split()[:3])
+    inbound_rate = received / max((last - first) / 1e6, 1e-9)
+    outbound_rate = len(arrivals) / max((arrivals[-1] - arrivals[0]) / 1e9, 1e-9) if len(arrivals) > 1 else 0.0
+    if received < items or len(arrivals) < items:
+        raise RuntimeError(f"lost items: {received}/{items} in, {len(arrivals)}/{items} out")
+    return inbound_rate, outbound_rate
+
+
+# ----- closed loop on the software Firmata board -------------------------------------------------------------
+
+def closed_loop(folder: Path, edges: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input edge -> output pulse latency through the runtime, and through the driver in-process (baseline)."""
+    from hwlink.drivers import open_board
+    from hwlink.testing.firmata_board import SoftFirmataBoard
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "scripts" / "pulse_on_rise.py"
+    results = []
+    for via_runtime in (True, False):
+        with SoftFirmataBoard() as firmata:
+            url = firmata.start_pty()
+            latencies: list[int] = []
+
+            def drive() -> None:
+                assert firmata.wait_for(lambda: firmata.pin_mode(13) == 1 and firmata.pin_mode(2) == 0, 10)
+                time.sleep(0.2)
+                for _ in range(edges):
+                    firmata.clear_events()
+                    sent = firmata.set_digital_input(2, 1)
+                    if firmata.wait_for(lambda: len(firmata.output_events(13)) >= 1, 1):
+                        latencies.append((firmata.output_events(13)[0][2] - sent) // 1000)
+                    time.sleep(0.012)
+                    firmata.set_digital_input(2, 0)
+                    time.sleep(0.008)
+
+            if via_runtime:
+                text = f"""
+[modules.board]
+kind = "board"
+url = "{url}"
+
+[modules.loop]
+kind = "script"
+script = "{script}"
+inputs = {{ readings = "LineReading" }}
+outputs = {{ commands = "LineCommand" }}
+
+[[connect]]
+from = "board.readings"
+to = "loop.readings"
+
+[[connect]]
+from = "loop.commands"
+to = "board.commands"
+"""
+                run_engine(folder, "firmata", text, lambda engine: drive())
+            else:
+                with open_board(url) as board:
+                    board.set_mode(2, LineModeFlags.IS_INPUT)
+                    board.set_mode(13, LineModeFlags.IS_OUTPUT)
+                    board.subscribe(lambda r: board.pulse(13, 5000) if r.value else None, lines=[2])
+                    drive()
+            results.append(np.array(latencies, dtype=np.int64))
+    return results[0], results[1]
+
+
+# ----- driver timestamps while a script spins --------------------------------------------------------------------
+
+SPIN_SCRIPT = '''
+import syntalos_mlink as syl
+
+
+def run():
+    while True:
+        pass
+'''
+
+
+def timestamp_error(folder: Path, seconds: float, spin: str) -> np.ndarray:
+    """Arrival stamp minus the simulated edge time (µs, minus the best case) of 100 Hz edges on sim://."""
+    (folder / "spin.py").write_text(SPIN_SCRIPT)
+    modules = ""
+    if spin == "script":
+        modules = f'\n[modules.spin]\nkind = "script"\nscript = "{folder / "spin.py"}"\n'
+    text = f"""
+[modules.board]
+kind = "board"
+url = "sim://?d2=square:50Hz&latency=none"
+inputs = ["2"]
+timestamps = "arrival"
+{modules}"""
+    received: list[LineReading] = []
+    stop = threading.Event()
+
+    def spin_here() -> None:
+        while not stop.is_set():
+            pass
+
+    def collect(engine: Engine) -> None:
+        spinner = threading.Thread(target=spin_here, daemon=True) if spin == "thread" else None
+        if spinner is not None:
+            spinner.start()
+        subscription = engine.modules["board"].board.subscribe(received.append, lines=[2])
+        time.sleep(seconds)
+        subscription.cancel()
+        stop.set()
+
+    run_engine(folder, f"spin-{spin}", text, collect)
+    error = np.array([r.time_usec - r.device_time_usec for r in received[1:]], dtype=np.int64)
+    return error - error.min()
+
+
+def main(quick: bool) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="hwlink-bench-runtime-"))
+    pings, flood = (300, 20_000) if quick else (2000, 200_000)
+    print("### Transport alone (two processes, LineReading items)\n")
+    print("| transport | ping-pong p50 (ms) | p99 (ms) | one-way items/s |")
+    print("|---|---|---|---|")
+    rows = transport_rows(pings, flood)
+    for name, p50, p99, rate in rows:
+        print(f"| {name} | {p50:.3f} | {p99:.3f} | {rate:,.0f} |")
+    ours = rows[0][3]
+    print(f"\nhwlink channel throughput vs Pipe: {ours / rows[1][3]:.1f}x, vs Queue: {ours / rows[2][3]:.1f}x\n")
+
+    seconds = 3.0 if quick else 10.0
+    inbound, round_trip = latency_rows(folder, seconds)
+    print("### Script <-> driver message path through the runtime (sim://, no transport delay)\n")
+    print(f"| path | n | p50 (ms) | p99 (ms) | max (ms) | goal p99 <= {GOAL_P99_MS} ms |")
+    print("|---|---|---|---|---|---|")
+    for name, values in (("driver -> script on_data", inbound),
+                         ("driver -> script -> driver (round trip)", round_trip)):
+        p50, p99, worst = stats_ms(values)
+        goal = "met" if p99 <= GOAL_P99_MS * (2 if "round" in name else 1) else "missed"
+        print(f"| {name} | {len(values)} | {p50:.3f} | {p99:.3f} | {worst:.3f} | {goal} |")
+
+    items = 50_000 if quick else 300_000
+    inbound_rate, outbound_rate = throughput(folder, items, execute_commands=True)
+    _, port_rate = throughput(folder, items, execute_commands=False)
+    print(f"\n### Small-item throughput through the runtime ({items:,} items each way)\n")
+    print(f"| direction | items/s | goal >= {GOAL_ITEMS_PER_SEC:,}/s |")
+    print("|---|---|---|")
+    for name, rate in (("driver -> script on_data (LineReading)", inbound_rate),
+                       ("script submit -> board module's port (LineCommand)", port_rate),
+                       ("script submit -> executed on sim:// (LineCommand)", outbound_rate)):
+        print(f"| {name} | {rate:,.0f} | {'met' if rate >= GOAL_ITEMS_PER_SEC else 'missed'} |")
+
+    edges = 40 if quick else 200
+    runtime_loop, direct_loop = closed_loop(folder, edges)
+    print("\n### Closed loop on the software Firmata board: input edge -> script -> output pulse\n")
+    print("| path | n | p50 (ms) | p99 (ms) | max (ms) |")
+    print("|---|---|---|---|---|")
+    for name, values in (("hwlink run (script worker)", runtime_loop), ("driver callback in-process (baseline)",
+                                                                      direct_loop)):
+        print(f"| {name} | {len(values)} | " + " | ".join(f"{v:.3f}" for v in stats_ms(values)) + " |")
+    print(f"\nruntime / in-process p50: {np.median(runtime_loop) / np.median(direct_loop):.2f}x\n")
+
+    seconds = 3.0 if quick else 10.0
+    print("### Driver timestamp error while code spins on the CPU (sim:// 100 edges/s, added over best case)\n")
+    print(f"| spinning code | n | p50 (ms) | p99 (ms) | max (ms) | goal p99 added <= {GOAL_ADDED_P99_MS} ms |")
+    print("|---|---|---|---|---|---|")
+    quiet = timestamp_error(folder, seconds, "none")
+    for label, spin in (("none", "none"), ("script worker spinning (hwlink)", "script"),
+                        ("thread in the engine process (in-process host)", "thread")):
+        values = quiet if spin == "none" else timestamp_error(folder, seconds, spin)
+        p50, p99, worst = stats_ms(values)
+        added = p99 - stats_ms(quiet)[1]
+        verdict = "" if spin == "none" else ("met" if added <= GOAL_ADDED_P99_MS else "missed") + f" ({added:+.3f})"
+        print(f"| {label} | {len(values)} | {p50:.3f} | {p99:.3f} | {worst:.3f} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main(quick=True)
