@@ -162,7 +162,8 @@ def test_index_table_from_the_syntalos_video_sample(tmp_path: Path) -> None:
 
 def test_index_table_with_gaps_and_millisecond_times(tmp_path: Path) -> None:
     path = tmp_path / "gaps.tsync"
-    with TSyncWriter(path, mode=TSyncFileMode.CONTINUOUS, time_units=(TSyncTimeUnit.INDEX, TSyncTimeUnit.MILLISECONDS)) as writer:
+    units = (TSyncTimeUnit.INDEX, TSyncTimeUnit.MILLISECONDS)
+    with TSyncWriter(path, mode=TSyncFileMode.CONTINUOUS, time_units=units) as writer:
         writer.add_many([10, 12, 13, 20], [1, 2, 3, 4])
     table = IndexTable.from_tsync(path)
     assert table(np.array([20, 10, 13])).tolist() == [4000.0, 1000.0, 3000.0]
@@ -198,7 +199,8 @@ def test_correct_csv_in_chunks(delimiter: str, drift_map: PiecewiseLinearMap, tm
     with open(source, "w", newline="") as stream:
         writer = csv.writer(stream, delimiter=delimiter)
         writer.writerow(["Time", "Event", "Value"])
-        writer.writerows([f"{t:g}", "tick;tock" if delimiter == "," else "tick,tock", i] for i, t in enumerate(times_ms))
+        other = "tick;tock" if delimiter == "," else "tick,tock"  # the other delimiter, inside a cell
+        writer.writerows([f"{t:g}", other, i] for i, t in enumerate(times_ms))
     calls: list[tuple[int, int]] = []
     rows = correct_csv(source, target, "Time", drift_map, scale=1000, chunk_rows=777, new_column="master_us",
                        progress=lambda done, total: calls.append((done, total)))
@@ -212,7 +214,8 @@ def test_correct_csv_in_chunks(delimiter: str, drift_map: PiecewiseLinearMap, tm
     correct_csv(source, target, 0, drift_map, scale=1000)
     with open(target, newline="") as stream:
         replaced = list(csv.reader(stream, delimiter=delimiter))
-    assert replaced[0] == ["Time", "Event", "Value"] and float(replaced[2][0]) == pytest.approx(drift_map(np.array([500.0]))[0])
+    assert replaced[0] == ["Time", "Event", "Value"]
+    assert float(replaced[2][0]) == pytest.approx(drift_map(np.array([500.0]))[0])
 
 
 def test_correct_csv_errors_name_the_problem(drift_map: PiecewiseLinearMap, tmp_path: Path) -> None:
@@ -237,7 +240,8 @@ def test_correct_hdf5_dataset_and_column_with_bounded_memory(drift_map: Piecewis
     finally:
         tracemalloc.stop()
     assert peak < 4_000_000  # the data are 16 MB in and 16 MB out
-    assert correct_hdf5(path, "pairs", drift_map, column=0, out_dataset="first_master", chunk_rows=300) == "first_master"
+    name2 = correct_hdf5(path, "pairs", drift_map, column=0, out_dataset="first_master", chunk_rows=300)
+    assert name2 == "first_master"
     with h5py.File(path, "r") as file:
         assert name == "timestamps_master_us" and file[name].attrs["unit"] == "us"
         assert np.array_equal(file[name][:], drift_map(device_us))

@@ -117,7 +117,8 @@ def test_correct_csv_npy_and_hdf5(syncpoints: Path, tmp_path: Path) -> None:
     h5 = tmp_path / "samples.h5"
     with h5py.File(h5, "w") as file:
         file["index"] = np.arange(300_000)
-    assert run("tsync", "correct", str(h5), "-t", str(syncpoints), "--dataset", "index", "--rate", "30kHz").exit_code == 0
+    result = run("tsync", "correct", str(h5), "-t", str(syncpoints), "--dataset", "index", "--rate", "30kHz")
+    assert result.exit_code == 0
     with h5py.File(h5, "r") as file:
         expected = SyncPointMap.from_tsync(syncpoints).sample_times(300_000, 30_000.0)
         assert np.array_equal(file["index_master_us"][:], expected)

@@ -298,7 +298,8 @@ def _read_numbers(path: str, column: str | None) -> np.ndarray:
     elif has_header and column in first_cells:
         position = first_cells.index(column)
     else:
-        raise UserError(f"{path}: no column {column!r}" + (f" (columns: {', '.join(first_cells)})" if has_header else ""))
+        listing = f" (columns: {', '.join(first_cells)})" if has_header else ""
+        raise UserError(f"{path}: no column {column!r}{listing}")
     rows = lines[1:] if has_header else lines
     values = []
     for number, line in enumerate(rows, start=len(lines) - len(rows) + 1):

@@ -83,8 +83,8 @@ class Alignment:
     def to_master(self, secondary_times: Any, out: np.ndarray | None = None) -> np.ndarray:
         return self.mapping(secondary_times, out=out)
 
-    def write_tsync(self, path: str | os.PathLike[str], *, usec_per_unit: float = 1.0, module_name: str = "hwlink align",
-                    collection_id: Any = None) -> None:
+    def write_tsync(self, path: str | os.PathLike[str], *, usec_per_unit: float = 1.0,
+                    module_name: str = "hwlink align", collection_id: Any = None) -> None:
         """Store the map as a SYNCPOINTS tsync (device-time -> master-time, µs, int64) edlio and Syntalos read.
 
         Knots are rounded to whole µs (the format stores integers); at least 3 rows are written because edlio
