@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import sys
 import tomllib
 import uuid
 from pathlib import Path
@@ -261,9 +263,6 @@ def test_edl_package_stands_alone() -> None:
     code = ("import sys, hwlink.edl, hwlink.edl.inspect; "
             "bad = [m for m in sys.modules if m.startswith(('hwlink.drivers', 'hwlink.runtime', 'hwlink.cli', "
             "'hwlink.sync', 'hwlink.lines'))]; print(bad)")
-    import subprocess
-    import sys
-
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
 

@@ -3,11 +3,11 @@ stopped by Ctrl-C and killed with SIGKILL."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -260,7 +260,6 @@ def test_record_firmata_board_without_device_clock(tmp_path: Path) -> None:
                 soft.set_digital_input(7, level)
                 time.sleep(0.1)
 
-        import threading
         toggler = threading.Thread(target=toggle)
         toggler.start()
         code, output = run("record", "-b", url, "--lines", "7", "--analog", "A0", "--duration", "900ms", "-o",
