@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "hwlink.cli.record_cmds",
     "hwlink.cli.run_cmds",
     "hwlink.cli.tsync_cmds",
+    "hwlink.cli.sync_cmds",
 )
 
 

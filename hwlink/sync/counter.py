@@ -160,7 +160,10 @@ class SampleCounterSynchronizer:
         if self._last_output is not None:
             np.maximum(out, self._last_output, out=out)
         if self._recorder is not None:
-            self._recorder.record(last_device, int(out[-1]), bool(event), estimator.slope)
+            # the first sample too: the line may have moved since the last block (a row pair marks the jump)
+            self._recorder.record(int(round(float(device[0]))), int(out[0]), bool(event), estimator.slope)
+            if indices.size > 1:
+                self._recorder.record(last_device, int(out[-1]), False, estimator.slope)
         self._last_output = int(out[-1])
         self._last_device = last_device
         self._next_index = last_index + 1

@@ -1,0 +1,178 @@
+"""The lower-envelope drift estimator, online and offline, on simulated clocks with known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwlink.errors import ConfigError
+from hwlink.sync.clockmodel import DeviceClock, parse_latency
+from hwlink.sync.estimator import (
+    DriftEstimator,
+    EstimatorEvent,
+    LowerHull,
+    find_steps,
+    fit_lower_line,
+    map_offline,
+)
+from hwlink.sync.simulation import SimulatedPairs, simulate_pairs
+
+MIN = 60_000_000
+
+
+def pairs_for(rate: float = 100, minutes: float = 3, drift: float = 0, latency: str = "exp:1ms", seed: int = 1,
+              **clock: object) -> SimulatedPairs:
+    return simulate_pairs(rate, int(minutes * MIN), DeviceClock(drift_ppm=drift, **clock),  # type: ignore[arg-type]
+                          parse_latency(latency), seed=seed)
+
+
+def run(estimator: DriftEstimator, pairs: SimulatedPairs) -> tuple[np.ndarray, list[EstimatorEvent]]:
+    estimates, events = [], []
+    for secondary, master in zip(pairs.secondary_usec.tolist(), pairs.master_usec.tolist()):
+        events.append(estimator.add(secondary, master))
+        estimates.append(estimator.master_time(secondary))
+    return np.array(estimates), events
+
+
+def test_lower_hull_keeps_exactly_the_lower_convex_vertices() -> None:
+    rng = np.random.default_rng(4)
+    xs = np.cumsum(rng.integers(0, 50, 400))  # repeated x values included
+    ys = rng.integers(0, 10_000, 400)
+    hull = LowerHull(int(xs[0]), int(ys[0]))
+    for x, y in zip(xs[1:].tolist(), ys[1:].tolist()):
+        hull.add(x, y)
+    vx = np.array(hull.xs) + xs[0]
+    vy = np.array(hull.ys) + ys[0]
+    assert np.all(np.diff(vx) > 0)
+    # every point lies on or above each hull edge's line, and the edges turn left (convex from below)
+    for i in range(len(vx) - 1):
+        slope = (vy[i + 1] - vy[i]) / (vx[i + 1] - vx[i])
+        assert np.all(ys - (vy[i] + slope * (xs - vx[i])) >= -1e-9)
+    slopes = np.diff(vy) / np.diff(vx)
+    assert np.all(np.diff(slopes) > 0)
+    assert hull.count == 400 and hull.span == xs[-1] - xs[0]
+
+
+@pytest.mark.parametrize("drift", [-100.0, 0.0, 37.0, 100.0])
+def test_known_drift_and_offset_are_recovered(drift: float) -> None:
+    pairs = pairs_for(drift=drift, offset_usec=-2_500_000)
+    estimator = DriftEstimator()
+    estimates, events = run(estimator, pairs)
+    assert not any(events)
+    assert estimator.skew_ppm == pytest.approx(drift, abs=0.5)
+    # the device -> master mapping: event at master time t has device time offset + t (1 + drift)
+    error = estimates - pairs.event_usec
+    after_warmup = pairs.event_usec > pairs.event_usec[0] + 5_000_000
+    assert np.percentile(np.abs(error[after_warmup]), 99) < 100
+    assert np.abs(error[-1000:]).max() < 50
+
+
+def test_heavy_one_sided_latency_does_not_bias_the_envelope() -> None:
+    """USB frames plus 5 % spikes of 5-20 ms: the estimate sits on the 50 µs floor, not on the mean."""
+    pairs = simulate_pairs(30, 5 * MIN, DeviceClock(drift_ppm=100),
+                           parse_latency("usb:1ms").with_spikes("0.05:5ms-20ms"), seed=2)
+    estimates, _ = run(DriftEstimator(), pairs)
+    late = pairs.event_usec > 60e6
+    error = estimates[late] - pairs.event_usec[late]
+    assert np.all(error > 0) and np.percentile(error, 99) < 120  # floor is 50 µs (+ the frame phase)
+    assert np.mean(pairs.master_usec - pairs.event_usec) > 1000
+
+
+def test_warm_up_is_seconds_not_minutes() -> None:
+    pairs = pairs_for(rate=30, minutes=0.5, drift=100)
+    estimates, _ = run(DriftEstimator(), pairs)
+    error = np.abs(estimates - pairs.event_usec)
+    assert error[(pairs.event_usec > 5e6)].max() < 200
+
+
+@pytest.mark.parametrize("step", [50_000, -50_000, 20_000, -20_000])
+def test_clock_steps_restart_the_estimate_and_keep_the_skew(step: int) -> None:
+    pairs = pairs_for(rate=30, minutes=3, drift=50, steps=((90_000_000, step),))
+    estimator = DriftEstimator()
+    estimates, events = run(estimator, pairs)
+    assert estimator.resets == 1
+    expected = EstimatorEvent.STEP_FORWARD if step > 0 else (EstimatorEvent.BACKWARDS if step < -33_334
+                                                              else EstimatorEvent.STEP_BACK)
+    assert events.count(expected) == 1
+    assert estimator.skew_ppm == pytest.approx(50, abs=1)
+    error = np.abs(estimates - pairs.event_usec)
+    assert error[(pairs.event_usec > 95e6)].max() < 200  # recovered within 5 s of the step
+
+
+def test_backwards_timestamp_is_reported_and_survived() -> None:
+    estimator = DriftEstimator()
+    for k in range(200):
+        estimator.add(1_000_000 + k * 10_000, 5_000 + k * 10_000)
+    assert estimator.add(1_000_000 + 150 * 10_000, 5_000 + 200 * 10_000) == EstimatorEvent.BACKWARDS
+    assert estimator.resets == 1
+    assert estimator.master_time(1_000_000 + 150 * 10_000) == pytest.approx(5_000 + 200 * 10_000)
+
+
+def test_a_long_gap_keeps_the_mapping() -> None:
+    pairs = simulate_pairs(30, 3 * MIN, DeviceClock(drift_ppm=100), parse_latency("exp:1ms"), seed=3,
+                           gaps=((60_000_000, 30_000_000),))
+    estimator = DriftEstimator()
+    estimates, events = run(estimator, pairs)
+    assert not any(events)
+    after_gap = pairs.event_usec >= 90e6
+    assert np.abs(estimates[after_gap] - pairs.event_usec[after_gap]).max() < 200
+
+
+def test_slow_drift_change_is_followed() -> None:
+    """50 -> 40 ppm over 20 minutes (30 ppm/h; the lag costs about 3 µs per ppm/h)."""
+    pairs = pairs_for(rate=30, minutes=20, drift=50, drift_change_ppm_per_hour=-30.0)
+    estimator = DriftEstimator()
+    estimates, _ = run(estimator, pairs)
+    assert 40 <= estimator.skew_ppm <= 42.5  # the drift somewhere within the last 5-minute window
+    late = pairs.event_usec > 60e6
+    assert np.percentile(np.abs(estimates[late] - pairs.event_usec[late]), 99) < 200
+
+
+def test_memory_is_bounded_by_the_window() -> None:
+    estimator = DriftEstimator(window_usec=8_000_000, min_span_usec=1_000_000)
+    pairs = pairs_for(rate=1000, minutes=1, drift=30)
+    run(estimator, pairs)
+    active = estimator._active
+    assert active is not None and active.span <= 16_000_000  # two windows at most
+    assert active.count <= 16_001
+    assert len(active.xs) < 200
+
+
+def test_bad_parameters_are_rejected() -> None:
+    with pytest.raises(ConfigError):
+        DriftEstimator(window_usec=1_000_000, min_span_usec=1_000_000)
+    with pytest.raises(ConfigError):
+        DriftEstimator(step_threshold_usec=0)
+
+
+def test_offline_fit_is_the_same_line_as_the_online_hull() -> None:
+    pairs = pairs_for(rate=200, minutes=1, drift=-42)
+    hull = LowerHull(int(pairs.secondary_usec[0]), int(pairs.master_usec[0] - pairs.secondary_usec[0]))
+    for secondary, master in zip(pairs.secondary_usec[1:].tolist(), pairs.master_usec[1:].tolist()):
+        hull.add(secondary, master - secondary)
+    line = fit_lower_line(pairs.secondary_usec, pairs.master_usec)
+    assert line.slope == pytest.approx(hull.centroid_slope(), abs=1e-9)
+    assert line.skew_ppm == pytest.approx(-42, abs=0.5)
+    gaps = pairs.master_usec - line.master(pairs.secondary_usec)
+    assert gaps.min() == pytest.approx(0, abs=1e-3)  # touches the points from below
+
+
+def test_offline_map_over_whole_arrays_with_steps() -> None:
+    pairs = simulate_pairs(1000, 4 * MIN, DeviceClock(offset_usec=7e6, drift_ppm=80, steps=((100e6, 50_000),
+                                                                                             (170e6, -50_000))),
+                           parse_latency("exp:1ms"), seed=9)
+    starts = find_steps(pairs.secondary_usec, pairs.master_usec)
+    step_times = pairs.event_usec[starts]
+    assert len(starts) == 2
+    assert step_times[0] == pytest.approx(100e6, abs=2000) and step_times[1] == pytest.approx(170e6, abs=2000)
+    mapped = map_offline(pairs.secondary_usec, pairs.master_usec)
+    assert mapped.dtype == np.int64 and np.all(np.diff(mapped) >= 0) and np.all(mapped <= pairs.master_usec)
+    error = np.abs(mapped - pairs.event_usec)
+    assert np.percentile(error, 99) < 50 and np.median(error) < 10
+
+
+def test_offline_rejects_mismatched_arrays() -> None:
+    with pytest.raises(ConfigError):
+        map_offline(np.arange(5), np.arange(6))
+    with pytest.raises(ConfigError):
+        fit_lower_line(np.array([], dtype=np.int64), np.array([], dtype=np.int64))
