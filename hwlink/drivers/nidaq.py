@@ -49,7 +49,7 @@ import numpy as np
 
 from hwlink.clock import MasterClock
 from hwlink.drivers import BoardDescription
-from hwlink.drivers.base import Board
+from hwlink.drivers.base import Board, Subscription
 from hwlink.drivers.lineinfo import LineInfo, LineMode
 from hwlink.drivers.scheduler import PulseTrain
 from hwlink.errors import BoardError, ConfigError, LineError
@@ -196,7 +196,6 @@ class _Acquisition:
         self._closed = False
         self._close_lock = threading.Lock()
         self.channels = ", ".join(board._physical(info) for info in infos)
-        self._buffer = np.zeros((len(infos), block), dtype=np.float64 if self.analog else bool)
         self.task = board._call(self.channels, nidaqmx.Task)
         try:
             if self.analog:
@@ -204,6 +203,7 @@ class _Acquisition:
                 board._call(self.channels, self.task.ai_channels.add_ai_voltage_chan, self.channels,
                             terminal_config=board._terminal_config(), min_val=low, max_val=high)
                 self._reader = nidaqmx.stream_readers.AnalogMultiChannelReader(self.task.in_stream)
+                self._buffer = np.zeros((len(infos), block))
             else:
                 board._call(self.channels, self.task.di_channels.add_di_chan, self.channels,
                             line_grouping=constants.LineGrouping.CHAN_PER_LINE)
@@ -221,6 +221,7 @@ class _Acquisition:
         """Runs on the DAQmx event thread: read the block, stamp it, hand it on. Never blocks for long."""
         if self.failed or self.board.closed:
             return 0
+        arrival = self.board.clock.now_usec()  # the block was complete before the event fired
         nidaqmx = self.board._nidaqmx
         try:
             if self.analog:
@@ -233,7 +234,6 @@ class _Acquisition:
             self.failed = True
             self.board._acquisition_failed(self, error)
             return 0
-        arrival = self.board.clock.now_usec()
         first = self.next_index
         timestamps = self.synchronizer.process_block(arrival, count, first)
         self.next_index += count
@@ -678,7 +678,7 @@ class NidaqBoard(Board):
                     if line_id in subscription.lines:  # type: ignore[operator]
                         subscription.callback(reading)
 
-    def _named_subscriptions(self, line_ids: tuple[int, ...]) -> list[Any]:
+    def _named_subscriptions(self, line_ids: tuple[int, ...]) -> list[Subscription]:
         """Reading subscriptions that asked for any of these lines by id (per-sample readings are opt-in)."""
         wanted = set(line_ids)
         return [s for s in list(self._subscriptions) if s.lines is not None and s.lines & wanted]
