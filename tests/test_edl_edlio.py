@@ -95,3 +95,26 @@ def test_edlio_accepts_every_manifest_after_reopening_and_adding(tmp_path: Path)
     dataset = loaded.group_by_name("later").dataset_by_name("d")
     assert list(dataset.read_data()) == [["a", "b"], ["1", "2"]]
     assert isinstance(loaded.collection_id, uuid.UUID)
+
+
+def test_our_reader_and_verify_take_collections_written_by_edlio(tmp_path: Path) -> None:
+    from hwlink.edl.inspect import verify_tree
+
+    written = edlio.EDLCollection("by-edlio")
+    written.root_path = tmp_path
+    dataset = written.group_by_name("grp", create=True).dataset_by_name("tab", create=True)
+    _, path = dataset.data.new_part("t.csv")
+    dataset.data.media_type = "text/csv"
+    Path(path).write_text("a;b\n1;2\n")
+    written.attributes["x"] = 1
+    written.save()
+
+    collection = Collection.open(tmp_path / "by-edlio")
+    assert collection.collection_id == written.collection_id and collection.attributes == {"x": 1}
+    table = collection["grp/tab"]
+    assert table.data.media_type == "text/csv" and table.data.part_paths() == [Path(path)]
+    assert collection.time_created.tzinfo is None  # edlio writes local times without offset (Q8)
+    findings = verify_tree(tmp_path / "by-edlio")
+    assert {finding.level for finding in findings} == {"warning"}
+    assert any("UTC offset" in finding.message for finding in findings)
+    assert any("no generator" in finding.message for finding in findings)
