@@ -356,6 +356,18 @@ def test_daqmx_errors_name_device_channel_and_code(board: NidaqBoard, sim: Simul
         board.write_digital("port0/line4", 1)
 
 
+def test_a_failed_input_change_keeps_the_running_acquisition(board: NidaqBoard, sim: SimulatedNidaq) -> None:
+    blocks: list[SignalBlock] = []
+    board.subscribe_signals(blocks.append)
+    board.set_mode("ai0", IN)
+    sim.inject_error(-200077, "create", channel="Dev1/ai5", message="Requested value is not supported.")
+    with pytest.raises(BoardError, match=r"Dev1/ai0, Dev1/ai5: Requested value is not supported"):
+        board.set_mode("ai5", IN)
+    count = len(blocks)
+    assert wait_for(lambda: len(blocks) >= count + 2)
+    assert blocks[-1].line_ids == (1000,) and board.mode("ai5") is None
+
+
 def test_a_second_board_on_a_busy_timing_engine_is_refused(board: NidaqBoard, sim: SimulatedNidaq) -> None:
     board.set_mode("ai0", IN)
     with open_board(FAST) as second:

@@ -457,18 +457,25 @@ class NidaqBoard(Board):
         analog = [self._lines[i] for i in sorted(inputs) if self._kind(i) == "ai"]
         digital = [self._lines[i] for i in sorted(inputs) if self._kind(i) == "dio"]
         if self._kind(changed.line_id) == "ai":
-            if self._analog_input is not None:
-                self._analog_input.close()
-                self._analog_input = None
-            if analog:
-                self._analog_input = _Acquisition(self, analog, self.config.ai_rate_hz, self.config.block)
+            self._start_acquisition("_analog_input", analog, self.config.ai_rate_hz, self.config.block)
         elif self._kind(changed.line_id) == "dio":
-            if self._digital_input is not None:
-                self._digital_input.close()
-                self._digital_input = None
-            if digital:
-                block = max(1, round(self.config.di_rate_hz / 50))
-                self._digital_input = _Acquisition(self, digital, self.config.di_rate_hz, block)
+            di_block = max(1, round(self.config.di_rate_hz / 50))
+            self._start_acquisition("_digital_input", digital, self.config.di_rate_hz, di_block)
+
+    def _start_acquisition(self, attribute: str, wanted: list[LineInfo], rate_hz: float, block: int) -> None:
+        """Replace an acquisition; if the new line set fails, the lines that worked before keep running."""
+        current: _Acquisition | None = getattr(self, attribute)
+        previous = current.infos if current is not None else []
+        if current is not None:
+            current.close()
+            setattr(self, attribute, None)
+        try:
+            if wanted:
+                setattr(self, attribute, _Acquisition(self, wanted, rate_hz, block))
+        except BoardError:
+            if previous and previous != wanted:
+                setattr(self, attribute, _Acquisition(self, previous, rate_hz, block))
+            raise
 
     # ----- outputs ---------------------------------------------------------------------------------------
     def _write_digital(self, line_id: int, level: int) -> None:
