@@ -91,24 +91,37 @@ class LowerHull:
     def span(self) -> int:
         return self.last_x
 
-    def centroid_slope(self, previous: float | None = None) -> float | None:
-        """Slope of the hull edge spanning the mean x (the LP optimum), None with a single vertex.
+    def centroid_edge(self, previous: float | None = None) -> int:
+        """Index of the hull edge spanning the mean x (the LP optimum), -1 with a single vertex.
 
-        When that is the edge ending at the newest point and there is an earlier one, the one closer to
-        ``previous`` wins: with a slowly sweeping latency floor (USB frame phase against the sample clock)
-        the floor shows only now and then, and the newest stretch may be a flat stair of the sweep.
+        When that is the edge ending at the newest point and there is an earlier one, the one whose slope is
+        closer to ``previous`` wins: with a slowly sweeping latency floor (USB frame phase against the sample
+        clock) the floor shows only now and then, and the newest stretch may be a flat stair of the sweep.
         """
         xs, ys = self.xs, self.ys
         last = len(xs) - 2
         if last < 0:
-            return None
-        i = min(max(bisect_right(xs, self.sum_x / self.count) - 1, 0), last)
-        slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
+            return -1
+        i = bisect_right(xs, self.sum_x / self.count) - 1
+        if i > last:
+            i = last
+        elif i < 0:
+            i = 0
         if i == last and last > 0 and previous is not None:
+            slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
             earlier = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
             if abs(earlier - previous) < abs(slope - previous):
-                return earlier
-        return slope
+                return i - 1
+        return i
+
+    def edge_slope(self, i: int) -> float:
+        xs, ys = self.xs, self.ys
+        return (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
+
+    def centroid_slope(self, previous: float | None = None) -> float | None:
+        """Slope of :meth:`centroid_edge`, None with a single vertex."""
+        i = self.centroid_edge(previous)
+        return None if i < 0 else self.edge_slope(i)
 
     def support(self, slope: float) -> tuple[int, int]:
         """The vertex (relative x, y) where a line of this slope touches the hull from below."""
@@ -249,15 +262,17 @@ class DriftEstimator:
             and abs(slope_active - slope_pending) <= SKEW_AGREEMENT
 
     def _update_line(self, hull: LowerHull) -> None:
-        slope = None
-        if hull.span >= self.min_span_usec:
-            slope = hull.centroid_slope(self._s)
-        if slope is None:
+        edge = hull.centroid_edge(self._s) if hull.last_x >= self.min_span_usec else -1
+        if edge >= 0:
+            slope = hull.edge_slope(edge)
+            if -self.max_skew <= slope <= self.max_skew:  # the edge's own vertex supports its line
+                self._xr = hull.x0 + hull.xs[edge]
+                self._c = hull.y0 + hull.ys[edge] - self.min_latency_usec
+                self._s = slope
+                return
+            slope = self.max_skew if slope > 0 else -self.max_skew
+        else:
             slope = self.prior_slope
-        elif slope > self.max_skew:
-            slope = self.max_skew
-        elif slope < -self.max_skew:
-            slope = -self.max_skew
         vx, vy = hull.support(slope)
         self._xr = hull.x0 + vx
         self._c = hull.y0 + vy - self.min_latency_usec
