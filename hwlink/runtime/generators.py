@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import threading
 import wave
-from typing import Any
 
 import numpy as np
 
+from hwlink.errors import ConfigError
 from hwlink.lines import ControlCommand, ControlCommandKind, LineCommand, LineCommandKind, LineModeFlags
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.module import InPort, Module, PacedThread, RunContext
 from hwlink.runtime.types import SIGNAL_CLASSES, DataType, Frame, MetaSize, signal_type_for
+from hwlink.units import parse_frequency_hz
 
 
 class CameraModule(Module):
@@ -119,9 +120,6 @@ class SignalSourceModule(Module):
 
 
 def _frequency(settings: Settings, text: str) -> float:
-    from hwlink.errors import ConfigError
-    from hwlink.units import parse_frequency_hz
-
     try:
         return parse_frequency_hz(text)
     except ConfigError as error:
@@ -272,5 +270,3 @@ class PulseTrainModule(Module):
         if self._thread is not None:
             self._thread.stop()
 
-
-_ = Any

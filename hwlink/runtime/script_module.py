@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.ipc import CONTROL, DATA, Channel, Message, data_message
@@ -40,7 +40,7 @@ class ScriptModule(Module):
     kind = "script"
     description = "Python script"
     dynamic_ports = True
-    processor_class: ClassVar[str | None] = None
+    processor_class: str | None = None  # the Open Ephys kind names its processor class
 
     def __init__(self, spec: ModuleSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
@@ -283,7 +283,7 @@ class OEProcessorModule(ScriptModule):
     dynamic_ports = False
 
     def _declare_ports(self, settings: Settings) -> None:
-        self.processor_class = settings.text("class", "PyProcessor")  # type: ignore[misc]
+        self.processor_class = settings.text("class", "PyProcessor")
         self._add_worker_input("signals-in", DataType.SignalBlockF32)
         self._add_worker_input("events-in", DataType.LineReading)
         self._add_worker_input("spikes-in", DataType.TableRow)
