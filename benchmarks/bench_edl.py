@@ -21,10 +21,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hwlink.cli.record_cmds import Recorder, _drain
-from hwlink.drivers import open_board
+from hwlink.cli.record_cmds import Recorder, drain_inbox
+from hwlink.drivers import Board, open_board
 from hwlink.edl import Collection
-from hwlink.edl.signals import _CHUNK_BYTES
+from hwlink.edl.signals import CHUNK_BYTES
 from hwlink.lines import SignalBlock
 
 CASES = (  # name, channels, rate (Hz), dtype, samples per block
@@ -46,29 +46,22 @@ def _payload_mb(blocks: list[SignalBlock]) -> float:
     return sum(block.data.nbytes + block.timestamps.nbytes for block in blocks) / 1e6
 
 
-def _recorder(folder: Path, name: str) -> tuple[Recorder, Callable[[], None]]:
-    board = open_board("sim://")
-    collection = Collection.create(folder, name)
-    recorder = Recorder(board, collection, modes={})
-
-    def finish() -> None:
-        recorder.close()
-        board.close()
-
-    return recorder, finish
+def _recorder(board: Board, folder: Path, name: str) -> Recorder:
+    """The recorder of ``hwlink record`` on a new collection (the board only names the lines)."""
+    return Recorder(board, Collection.create(folder, name), modes={})
 
 
-def record_with_hwlink(folder: Path, blocks: list[SignalBlock]) -> float:
+def record_with_hwlink(board: Board, folder: Path, blocks: list[SignalBlock]) -> float:
     started = time.perf_counter()
-    recorder, finish = _recorder(folder, "hwlink")
+    recorder = _recorder(board, folder, "hwlink")
     for block in blocks:
         recorder.add_signal_block(block)
-    finish()
+    recorder.close()
     return time.perf_counter() - started
 
 
 def _plain_file(path: Path, channels: int, dtype: type) -> tuple[h5py.File, h5py.Dataset, h5py.Dataset]:
-    chunk_rows = max(256, _CHUNK_BYTES // (np.dtype(dtype).itemsize * channels))
+    chunk_rows = max(256, CHUNK_BYTES // (np.dtype(dtype).itemsize * channels))
     file = h5py.File(path, "w")
     data = file.create_dataset("data", shape=(0, channels), maxshape=(None, channels), dtype=dtype,
                                chunks=(chunk_rows, channels))
@@ -100,7 +93,7 @@ def _fresh(base: Path, label: str) -> Path:
     return folder
 
 
-def throughput(base: Path, quick: bool) -> None:
+def throughput(board: Board, base: Path, quick: bool) -> None:
     print("| stream | data | plain h5py loop | hwlink recorder | recorder / plain |")
     print("|---|---|---|---|---|")
     for name, channels, rate, dtype, block in CASES:
@@ -109,7 +102,7 @@ def throughput(base: Path, quick: bool) -> None:
         plain, ours = [], []
         for _ in range(3):
             plain.append(record_with_h5py(_fresh(base, "plain"), blocks))
-            ours.append(record_with_hwlink(_fresh(base, "ours"), blocks))
+            ours.append(record_with_hwlink(board, _fresh(base, "ours"), blocks))
         plain_rate, our_rate = megabytes / min(plain), megabytes / min(ours)
         print(f"| {name} | {megabytes:.0f} MB | {plain_rate:.0f} MB/s | {our_rate:.0f} MB/s | "
               f"{our_rate / plain_rate:.2f}x |")
@@ -137,17 +130,17 @@ def _cpu_share(work: Callable[[], None]) -> float:
     return (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
-def cpu_share(base: Path, quick: bool) -> None:
+def cpu_share(board: Board, base: Path, quick: bool) -> None:
     name, channels, rate, dtype, block = CASES[0]
     blocks = _blocks(channels, rate, dtype, block, 3.0 if quick else 10.0)
 
     def hwlink_realtime() -> None:
-        recorder, finish = _recorder(_fresh(base, "rt-ours"), "realtime")
+        recorder = _recorder(board, _fresh(base, "rt-ours"), "realtime")
         feeder = _paced(blocks, rate, recorder.inbox.put)
         while feeder.is_alive():
-            _drain(recorder.inbox, recorder, timeout=0.05)
-        _drain(recorder.inbox, recorder, timeout=None, limit=None)
-        finish()
+            drain_inbox(recorder.inbox, recorder, timeout=0.05)
+        drain_inbox(recorder.inbox, recorder, timeout=None, limit=None)
+        recorder.close()
 
     def plain_realtime() -> None:
         file, data, stamps = _plain_file(_fresh(base, "rt-plain") / "plain.h5", channels, dtype)
@@ -182,7 +175,8 @@ def cpu_share(base: Path, quick: bool) -> None:
 def main(quick: bool) -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-edl-"))
     try:
-        throughput(base, quick)
-        cpu_share(base, quick)
+        with open_board("sim://") as board:
+            throughput(board, base, quick)
+            cpu_share(board, base, quick)
     finally:
         shutil.rmtree(base, ignore_errors=True)

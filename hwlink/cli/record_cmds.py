@@ -297,7 +297,7 @@ def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineMode
             for info in infos:
                 recorder.board.set_mode(info.line_id, flags[info.line_id])
             while deadline is None or time.monotonic() < deadline:
-                failure = _drain(inbox, recorder, timeout=0.05)
+                failure = drain_inbox(inbox, recorder, timeout=0.05)
                 if failure is not None:
                     outcome = "board failed"
                     break
@@ -313,7 +313,7 @@ def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineMode
             recorder.stop()
             if tty and not quiet:
                 click.echo("", err=True)
-        failure = failure or _drain(inbox, recorder, timeout=None, limit=None)
+        failure = failure or drain_inbox(inbox, recorder, timeout=None, limit=None)
     elapsed_ms = round((time.monotonic() - started) * 1000)
     recorder.collection.update_attributes({
         "recording_length_msec": elapsed_ms, "recording_start": started_wall.isoformat(timespec="seconds"),
@@ -323,7 +323,7 @@ def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineMode
     return outcome, failure
 
 
-def _drain(inbox: queue.SimpleQueue[Any], recorder: Recorder, timeout: float | None,
+def drain_inbox(inbox: queue.SimpleQueue[Any], recorder: Recorder, timeout: float | None,
            limit: int | None = 20_000) -> BoardError | None:
     """Write what is queued, at most ``limit`` items so the caller keeps control (waiting up to ``timeout`` for
     the first item; None: don't wait)."""
@@ -339,7 +339,7 @@ def _drain(inbox: queue.SimpleQueue[Any], recorder: Recorder, timeout: float | N
         elif isinstance(item, SignalBlock):
             recorder.add_signal_block(item)
         elif isinstance(item, BoardError):
-            _drain(inbox, recorder, timeout=None, limit=None)
+            drain_inbox(inbox, recorder, timeout=None, limit=None)
             return item
         if limit is not None and handled >= limit:
             return None

@@ -38,7 +38,7 @@ MASTER_CLOCK = "hwlink master clock: µs since the run started (CLOCK_MONOTONIC 
 NO_DEVICE_TIME = np.iinfo(np.int64).min
 DEFAULT_FLUSH_INTERVAL = 0.5
 _BUFFER_BYTES = 4 << 20
-_CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 20
 _STRING = h5py.string_dtype()
 
 
@@ -97,7 +97,7 @@ class _ColumnFile:
         row_bytes = sum(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width, _ in columns)
         widest = max(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width, _ in columns)
         self._buffer_rows = max(256, _BUFFER_BYTES // row_bytes)
-        chunk = chunk_rows or max(256, _CHUNK_BYTES // widest)
+        chunk = chunk_rows or max(256, CHUNK_BYTES // widest)
         try:
             self._file = h5py.File(self.path, "w-")
         except (OSError, ValueError) as error:
