@@ -212,6 +212,14 @@ def test_counter_line_pulses_are_hardware_timed(board: NidaqBoard, sim: Simulate
     np.testing.assert_array_equal(np.diff(edges[0::2]), 4_000_000)
     with pytest.raises(LineError, match="active-low pulses need the host scheduler"):
         board.pulse("ctr1", 1000, level=0)
+    board.set_mode("ctr2", OUT)
+    unfinished = board.pulse("ctr2", width_usec=50_000, count=5, period_usec=100_000)  # on PFI14 = port2/line6
+    assert sim.digital_level("Dev1", "port2/line6") == 1
+    board.close()
+    closed_ns = time.monotonic_ns()
+    assert unfinished.cancelled and sim.digital_level("Dev1", "port2/line6") == 0
+    times, _ = sim.digital_changes("Dev1", "port2/line6")
+    assert times.max() <= closed_ns  # closing stopped the counter: its planned edges never happen
 
 
 def test_pfi_pulses_use_a_free_counter_and_are_seen_by_digital_input(board: NidaqBoard, sim: SimulatedNidaq) -> None:
@@ -251,8 +259,12 @@ def test_pulses_fall_back_to_software_timing_without_a_free_counter(sim: Simulat
         assert list(levels[-2:]) == [1, 0]
         seen_width_usec = (times[-1] - times[-2]) / 1000  # software-timed: never short, late by host load only
         assert 2500 <= seen_width_usec < 50_000
+        assert one_counter.digital_level("Dev1", "port1/line1") == 1  # the 300 ms counter pulse is still high
         board.write_digital("PFI1", 0)  # an explicit write stops the running counter train
-        assert long_train.cancelled and one_counter.digital_level("Dev1", "port1/line0") == 0
+        written_ns = time.monotonic_ns()
+        assert long_train.cancelled and one_counter.digital_level("Dev1", "port1/line1") == 0
+        times, _ = one_counter.digital_changes("Dev1", "port1/line1")
+        assert times.max() <= written_ns  # the train's planned falling edge never happens
         assert board.pulse_timing("PFI2") == "hardware (ctr0 -> PFI2)"
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import abc
 import inspect
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -485,12 +486,28 @@ class SimulatedNidaq(BaseInterpreter):
         self._stop(self._task(task))
 
     def _stop(self, task: _SimTask) -> None:
+        now = time.monotonic_ns()
+        if task.running and now < task.done_at_ns:
+            self._cut_generation(task, now)
         task.running = False
         task.stop_event.set()
         thread = task.event_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         task.event_thread = None
+
+    def _cut_generation(self, task: _SimTask, now: int) -> None:
+        """A generation stopped early: planned edges and samples never happen; a counter returns to idle."""
+        for channel in task.channels:
+            if task.kind is ChannelType.COUNTER_OUTPUT:
+                line = self._counter_line(channel)
+                if line is not None:
+                    idle = 1.0 if channel.attributes["0x1170"] == Level.HIGH.value else 0.0
+                    self._history(self._digital, channel.device.name, line).set(now, idle)
+            else:
+                store = self._analog_out if task.kind is ChannelType.ANALOG_OUTPUT else self._digital
+                history = self._history(store, channel.device.name, channel.physical)
+                history.set(now, float(history.at(np.array([now]))[0]))
 
     def task_control(self, task: int, action: int) -> None:
         self._task(task)
@@ -929,9 +946,7 @@ def check_seam() -> None:
 def main(argv: list[str] | None = None) -> None:
     """``python -m hwlink.testing.nidaq_sim HWLINK-ARGS``: the hwlink CLI against a simulated Dev1 (PCIe-6363)
     whose port0/line0 is wired to port0/line1 and ao0 to ai0."""
-    import sys
-
-    from hwlink.cli.main import cli
+    from hwlink.cli.main import cli  # the CLI sits on top of everything; only the demo entry point needs it
 
     device = SimulatedDevice(wiring={"port0/line1": "port0/line0", "ai0": "ao0"})
     with SimulatedNidaq([device]):
