@@ -58,6 +58,13 @@ INVALID_ATTRIBUTE_VALUE = -200077
 RESOURCE_RESERVED = -50103
 INVALID_TASK = -200088
 
+# DAQmx channel attribute ids (nidaqmx.task.channels.COChannel properties)
+CO_PULSE_HIGH_TIME = 0x18BA
+CO_PULSE_LOW_TIME = 0x18BB
+CO_PULSE_INITIAL_DELAY = 0x18BC
+CO_PULSE_IDLE_STATE = 0x1170
+CO_PULSE_TERM = 0x18E1
+
 COUNTER_TIMEBASE_HZ = 100e6
 _EVENT_ACQUIRED_INTO_BUFFER = 1
 
@@ -381,7 +388,8 @@ class SimulatedNidaq(BaseInterpreter):
             channels.append(_Channel(device, physical, virtual, kind))
         return channels
 
-    def _add_channels(self, handle: int, names: str, kind: ChannelType, assigned: str, **values: float) -> None:
+    def _add_channels(self, handle: int, names: str, kind: ChannelType, assigned: str, min_val: float = -10.0,
+                      max_val: float = 10.0, attributes: dict[int, Any] | None = None) -> None:
         with self._lock:
             task = self._task(handle)
             if task.kind is not None and task.kind is not kind:
@@ -391,9 +399,8 @@ class SimulatedNidaq(BaseInterpreter):
             if injected is not None:
                 self._raise_injected(injected, task)
             for channel in channels:
-                channel.min_val = values.get("min_val", channel.min_val)
-                channel.max_val = values.get("max_val", channel.max_val)
-                channel.attributes.update({k: v for k, v in values.items() if k not in ("min_val", "max_val")})
+                channel.min_val, channel.max_val = min_val, max_val
+                channel.attributes.update(attributes or {})
             task.channels.extend(channels)
             self._last_created = ", ".join(c.virtual for c in channels)
 
@@ -502,7 +509,7 @@ class SimulatedNidaq(BaseInterpreter):
             if task.kind is ChannelType.COUNTER_OUTPUT:
                 line = self._counter_line(channel)
                 if line is not None:
-                    idle = 1.0 if channel.attributes["0x1170"] == Level.HIGH.value else 0.0
+                    idle = 1.0 if channel.attributes[CO_PULSE_IDLE_STATE] == Level.HIGH.value else 0.0
                     self._history(self._digital, channel.device.name, line).set(now, idle)
             else:
                 store = self._analog_out if task.kind is ChannelType.ANALOG_OUTPUT else self._digital
@@ -550,8 +557,8 @@ class SimulatedNidaq(BaseInterpreter):
             return max(2, round(seconds * COUNTER_TIMEBASE_HZ)) / COUNTER_TIMEBASE_HZ
 
         self._add_channels(task, counter, ChannelType.COUNTER_OUTPUT, name_to_assign_to_channel,
-                           **{"0x18ba": ticks(high_time), "0x18bb": ticks(low_time), "0x18bc": ticks(initial_delay),
-                              "0x1170": idle_state})
+                           attributes={CO_PULSE_HIGH_TIME: ticks(high_time), CO_PULSE_LOW_TIME: ticks(low_time),
+                                       CO_PULSE_INITIAL_DELAY: ticks(initial_delay), CO_PULSE_IDLE_STATE: idle_state})
 
     def internal_get_last_created_chan(self) -> str:
         return self._last_created
@@ -717,7 +724,7 @@ class SimulatedNidaq(BaseInterpreter):
 
     # ----- counters --------------------------------------------------------------------------------------
     def _counter_line(self, channel: _Channel) -> str | None:
-        terminal = channel.attributes.get("0x18e1")
+        terminal = channel.attributes.get(CO_PULSE_TERM)
         if terminal:
             text = str(terminal).rsplit("/", 1)[-1].upper()
             return channel.device.pfi_line(int(text[3:])) if text.startswith("PFI") and text[3:].isdigit() else None
@@ -725,9 +732,9 @@ class SimulatedNidaq(BaseInterpreter):
 
     def _start_counter(self, task: _SimTask) -> None:
         channel = task.channels[0]
-        high, low = channel.attributes["0x18ba"], channel.attributes["0x18bb"]
-        delay = channel.attributes["0x18bc"]
-        idle_high = channel.attributes["0x1170"] == Level.HIGH.value
+        high, low = channel.attributes[CO_PULSE_HIGH_TIME], channel.attributes[CO_PULSE_LOW_TIME]
+        delay = channel.attributes[CO_PULSE_INITIAL_DELAY]
+        idle_high = channel.attributes[CO_PULSE_IDLE_STATE] == Level.HIGH.value
         count = task.samps_per_chan if task.sample_mode is AcquisitionType.FINITE else 1
         starts = task.t0_ns + np.rint((delay + np.arange(count) * (high + low)) * 1e9).astype(np.int64)
         edges = np.empty(2 * count, dtype=np.int64)
@@ -770,8 +777,8 @@ class SimulatedNidaq(BaseInterpreter):
         found = self._channel(task, channel)
         if attribute == 0x187F:
             return found.kind.value
-        if f"{attribute:#x}" in found.attributes:
-            return int(found.attributes[f"{attribute:#x}"])
+        if attribute in found.attributes:
+            return int(found.attributes[attribute])
         raise NotImplementedError(f"channel attribute {attribute:#x}")
 
     def get_chan_attribute_double(self, task: int, channel: str, attribute: int) -> float:
@@ -784,13 +791,13 @@ class SimulatedNidaq(BaseInterpreter):
             return float(found.device.ai_resolution_bits)
         if attribute == 0x182C:
             return float(found.device.ao_resolution_bits)
-        if f"{attribute:#x}" in found.attributes:
-            return float(found.attributes[f"{attribute:#x}"])
+        if attribute in found.attributes:
+            return float(found.attributes[attribute])
         raise NotImplementedError(f"channel attribute {attribute:#x}")
 
     def get_chan_attribute_string(self, task: int, channel: str, attribute: int) -> str:
         found = self._channel(task, channel)
-        if attribute == 0x18E1:
+        if attribute == CO_PULSE_TERM:
             line = self._counter_line(found)
             if line is None:
                 return ""
@@ -800,13 +807,13 @@ class SimulatedNidaq(BaseInterpreter):
 
     def set_chan_attribute_string(self, task: int, channel: str, attribute: int, value: str) -> None:
         found = self._channel(task, channel)
-        if attribute != 0x18E1:
+        if attribute != CO_PULSE_TERM:
             raise NotImplementedError(f"channel attribute {attribute:#x}")
         text = value.rsplit("/", 1)[-1].upper()
         if not (text.startswith("PFI") and text[3:].isdigit() and found.device.pfi_line(int(text[3:]))):
             raise self._error(f"Source terminal to be routed could not be found on the device: {value}",
                               -89120, self._task(task), found)
-        found.attributes["0x18e1"] = value
+        found.attributes[CO_PULSE_TERM] = value
 
     def get_read_attribute_string(self, task: int, attribute: int, size_hint: int = 0) -> str:
         if attribute == 0x1823:
