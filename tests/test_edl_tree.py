@@ -277,3 +277,35 @@ def test_short_tag_and_empty_datasets(tmp_path: Path) -> None:
         other = collection.create_dataset("e")
         other.set_data_file(f"{collection.short_tag}-e.csv")
         assert not other.is_empty and other.data.parts[0].fname.startswith(collection.short_tag)
+
+
+FILE_SIZE_LIMIT_SCRIPT = """
+import resource, signal, sys
+import numpy as np
+from hwlink.edl import Collection
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)       # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+collection = Collection.create(sys.argv[1], "rec")
+table = collection.create_dataset("b").table_writer(["x"], flush_interval=60)
+table.append([1])
+signals = collection.create_dataset("a").signal_writer(["x"], np.int16)
+try:
+    signals.append(np.arange(2_000_000), np.zeros(2_000_000, dtype=np.int16))   # 4 MB + 16 MB: too big
+except Exception as error:
+    print("append:", type(error).__name__)
+try:
+    collection.close()
+except Exception as error:
+    print("close:", type(error).__name__, error)
+"""
+
+
+def test_a_failing_writer_does_not_keep_the_rest_from_closing(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT_SCRIPT, str(tmp_path)], capture_output=True,
+                         text=True, timeout=60)
+    assert "append: SignalWriteError" in out.stdout, out
+    assert f"close: SignalWriteError writing '{tmp_path / 'rec' / 'a' / 'a.h5'}' failed: File too large\n" \
+        in out.stdout, out
+    assert (tmp_path / "rec" / "b" / "b.csv").read_text() == "x\n1\n"
+    assert manifest(tmp_path / "rec")["type"] == "collection"
+    assert manifest(tmp_path / "rec" / "a")["data"]["parts"] == [{"fname": "a.h5"}]

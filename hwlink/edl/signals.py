@@ -79,6 +79,13 @@ class _Column:
         self.dataset.write_direct(source, np.s_[0:count], np.s_[start:start + count])
 
 
+def _describe(error: BaseException) -> str:
+    """h5py's messages run over several lines of HDF5 internals; the errno says it in a few words."""
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno)
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def _attr(value: Any) -> Any:
     if isinstance(value, (list, tuple)) and value and all(isinstance(item, str) for item in value):
         return np.array(value, dtype=_STRING)
@@ -132,7 +139,7 @@ class _ColumnFile:
 
     def _check(self) -> None:
         if self._error is not None:
-            raise SignalWriteError(f"writing '{self.path}' failed earlier: {self._error}")
+            raise SignalWriteError(f"writing '{self.path}' failed earlier: {_describe(self._error)}")
         if self._closed:
             raise SignalWriteError(f"'{self.path}' is closed")
 
@@ -178,9 +185,8 @@ class _ColumnFile:
                 column.write(np.ascontiguousarray(array, dtype=column.dtype), self._rows_written, count)
             self._rows_written += count
             self._finish_burst()
-        except BaseException as error:
-            self._error = error
-            raise
+        except Exception as error:
+            raise self._failed(error) from error
 
     def _burst(self) -> None:
         """Write the buffer to HDF5 and flush (called with the lock held)."""
@@ -192,9 +198,14 @@ class _ColumnFile:
                 self._rows_written += count
                 self._filled = 0
             self._finish_burst()
-        except BaseException as error:
+        except Exception as error:
+            raise self._failed(error) from error
+
+    def _failed(self, error: Exception) -> SignalWriteError:
+        """Remember the first failure (later appends are refused) and say it in one line."""
+        if self._error is None:
             self._error = error
-            raise
+        return SignalWriteError(f"writing '{self.path}' failed: {_describe(self._error)}")
 
     def _finish_burst(self) -> None:
         for hook in self.after_write:
@@ -216,21 +227,26 @@ class _ColumnFile:
                 return
             try:
                 self._burst()
-            except Exception:
-                pass
+            except SignalWriteError:
+                pass  # kept in self._error
 
     def close(self) -> None:
+        """Write what is buffered and close; raises (once) if any write of this file failed."""
         with self._lock:
             if self._closed:
                 return
-            try:
-                if self._error is None:
+            self._closed = True
+            if self._error is None:
+                try:
                     self._burst()
-            finally:
-                self._closed = True
+                except SignalWriteError:
+                    pass  # kept in self._error
+            try:
                 self._file.close()
+            except Exception as error:
+                self._error = self._error or error
         if self._error is not None:
-            raise SignalWriteError(f"writing '{self.path}' failed: {self._error}")
+            raise SignalWriteError(f"writing '{self.path}' failed: {_describe(self._error)}")
 
 
 class _WriterBase:

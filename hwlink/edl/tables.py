@@ -72,7 +72,10 @@ class TableWriter:
         with self._lock:
             if self._closed:
                 raise TableWriteError(f"table '{self.path}' is closed")
-            self._handle.write(line)
+            try:
+                self._handle.write(line)
+            except OSError as error:
+                raise TableWriteError(f"writing '{self.path}' failed: {error.strerror or error}") from None
             self._rows += 1
             now = time.monotonic()
             if self._pending_since is None:
@@ -85,7 +88,10 @@ class TableWriter:
             self.append(row)
 
     def _flush_locked(self) -> None:
-        self._handle.flush()
+        try:
+            self._handle.flush()
+        except OSError as error:
+            raise TableWriteError(f"writing '{self.path}' failed: {error.strerror or error}") from None
         self._pending_since = None
 
     def flush(self) -> None:
@@ -100,8 +106,8 @@ class TableWriter:
             if time.monotonic() - self._pending_since >= self._flush_interval:
                 try:
                     self._flush_locked()
-                except OSError:
-                    pass
+                except TableWriteError:
+                    pass  # raised again by the next append, flush or close
 
     def close(self) -> None:
         flushing.unregister(self)
@@ -109,7 +115,10 @@ class TableWriter:
             if self._closed:
                 return
             self._closed = True
-            self._handle.close()
+            try:
+                self._handle.close()
+            except OSError as error:
+                raise TableWriteError(f"writing '{self.path}' failed: {error.strerror or error}") from None
 
     def __enter__(self) -> Self:
         return self

@@ -403,13 +403,20 @@ class Group(Unit):
             return child
 
     def close(self) -> None:
-        """Close every descendant (children first), then rewrite this manifest if it changed."""
+        """Close every descendant (children first), then this unit; a failing child does not keep the others
+        (or this manifest) from being saved, its error is raised afterwards."""
         with self._lock:
             if self._closed:
                 return
+            errors: list[Exception] = []
             for child in self.children:
-                child.close()
+                try:
+                    child.close()
+                except Exception as error:
+                    errors.append(error)
         super().close()
+        if errors:
+            raise errors[0]
 
     # ----- loading ------------------------------------------------------------------------------------
     def _load_children(self) -> None:
