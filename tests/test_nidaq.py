@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import inspect
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from hwlink.testing.nidaq_sim import SimulatedDevice, SimulatedNidaq, default_ai
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 IN, OUT = LineModeFlags.IS_INPUT, LineModeFlags.IS_OUTPUT
 FAST = "nidaq://Dev1?rate=2kHz&block=100&di_rate=10kHz"
+no_real_driver = pytest.mark.skipif(ctypes.util.find_library("nidaqmx") is not None,
+                                    reason="a real NI-DAQmx driver is installed on this machine")
 
 
 def wait_for(predicate, timeout: float = 3.0) -> bool:
@@ -72,12 +75,12 @@ def test_the_private_seam_is_where_the_simulation_expects_it() -> None:
         "optional-dependencies"]["nidaq"] if dep.startswith("nidaqmx")]
     assert pinned == [f"nidaqmx=={nidaq_sim.PINNED_NIDAQMX_VERSION}"], "pyproject pin and simulation disagree"
     assert "utils._select_interpreter(grpc_options)" in inspect.getsource(nidaqmx.Task.__init__)
+    original = nidaqmx.utils._select_interpreter
     with SimulatedNidaq() as simulated:
+        assert nidaqmx.utils._select_interpreter is not original
         with nidaqmx.Task() as task:
             assert task._interpreter is simulated
-    assert nidaqmx.utils._select_interpreter is not None
-    with pytest.raises(nidaqmx.errors.DaqNotFoundError):
-        nidaqmx.Task()  # uninstalled: back to the real (absent) driver
+    assert nidaqmx.utils._select_interpreter is original  # restored on exit
 
 
 def test_seam_check_reports_a_changed_signature(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,8 +100,13 @@ def test_missing_nidaqmx_package_is_one_line_saying_what_to_install(monkeypatch:
     assert discover() == []
 
 
+@no_real_driver
 def test_missing_driver_is_a_clear_error_and_no_devices() -> None:
     """No simulation installed: the real nidaqmx finds no NI-DAQmx library on this machine."""
+    with SimulatedNidaq():
+        pass
+    with pytest.raises(nidaqmx.errors.DaqNotFoundError):
+        nidaqmx.Task()  # an uninstalled simulation leaves nidaqmx's own interpreter selection
     with pytest.raises(BoardError, match="NI-DAQmx .* not installed: install NI-DAQmx from ni.com"):
         open_board("nidaq://Dev1")
     assert discover() == []
@@ -516,6 +524,7 @@ def test_record_stops_cleanly_on_buffer_overflow_with_data_kept(sim: SimulatedNi
     edlio.load(path)
 
 
+@no_real_driver
 def test_hwlink_boards_lists_nidaq_devices_only_where_there_are_some(sim: SimulatedNidaq) -> None:
     listed = run_cli("boards")
     assert listed.exit_code == 0
