@@ -12,9 +12,10 @@ on either side, and extra (glitch) edges may appear — :func:`align_edges`
 4. fits a continuous piecewise-linear map secondary -> master by linear programming. Its pieces are as long as
    the clocks allow: starting from one straight line, the pieces are halved until the smallest achievable
    maximum edge residual (minimax) is within one sample, or pieces would hold fewer than
-   ``min_edges_per_segment`` edges. Within that bound (one sample, or the minimax value if larger) the map then
-   minimizes the total absolute residual, which averages the quantization noise of many edges: constant drift
-   gets a single accurate line, drift that wanders (temperature) gets as many pieces as it needs;
+   ``min_edges_per_segment`` edges. On those pieces the least-squares map is taken if it keeps every edge
+   within that bound (one sample, or the minimax value if larger), else the map with the least total absolute
+   residual inside the bound. Both average the quantization noise of many edges: constant drift gets a single
+   accurate line, drift that wanders (temperature) gets as many pieces as it needs;
 5. reports QC: drift in ppm, max residual and the share of edges within 1 and 2 samples.
 
 All times are plain numbers in one unit of your choice (seconds, µs, ...); ``sample_period`` is given in that
@@ -189,6 +190,14 @@ def _minimax(basis: Any, y: np.ndarray) -> float:
     return float(result.x[-1])
 
 
+def _least_squares(basis: Any, y: np.ndarray) -> np.ndarray:
+    """Knot values minimizing sum (basis @ v - y)^2 (normal equations; the matrix is tridiagonal)."""
+    from scipy.sparse.linalg import spsolve
+
+    normal = (basis.T @ basis).tocsc()
+    return np.atleast_1d(spsolve(normal, basis.T @ y))
+
+
 def _least_absolute_within(basis: Any, y: np.ndarray, band: float) -> np.ndarray:
     """Knot values minimizing sum |basis @ v - y| subject to every |basis @ v - y| <= band."""
     from scipy import sparse
@@ -285,7 +294,10 @@ def align_edges(
         if band <= _RESIDUAL_GOAL or x.size < 2 * segments * min_edges_per_segment:
             break
         segments *= 2
-    correction = _least_absolute_within(basis, y, max(band * (1 + 1e-9) + 1e-9, _RESIDUAL_GOAL))
+    bound = max(band * (1 + 1e-9) + 1e-9, _RESIDUAL_GOAL)
+    correction = _least_squares(basis, y)
+    if np.abs(basis @ correction - y).max() > bound:
+        correction = _least_absolute_within(basis, y, bound)
     mapping = PiecewiseLinearMap(knots, line_intercept + line_slope * knots + correction * sample_period,
                                  single_slope=float(line_slope))
     final = (matched_master - mapping(matched_secondary)) / sample_period

@@ -152,9 +152,14 @@ class PiecewiseLinearMap:
 
 def _affine(source: np.ndarray, slope: float, intercept: float, target: np.ndarray) -> None:
     """target = source * slope + intercept, in chunks so the second pass stays in cache."""
+    convert = source.dtype != np.float64
     for start in range(0, source.size, _APPLY_CHUNK):
         piece = target[start:start + _APPLY_CHUNK]
-        np.multiply(source[start:start + _APPLY_CHUNK], slope, out=piece)
+        if convert:  # a plain cast first: mixed-type ufuncs buffer and run at half speed
+            piece[...] = source[start:start + _APPLY_CHUNK]
+            piece *= slope
+        else:
+            np.multiply(source[start:start + _APPLY_CHUNK], slope, out=piece)
         piece += intercept
 
 
