@@ -8,12 +8,13 @@ the hull edge spanning the centroid of the window's x values: that line lies bel
 summed gap (the linear-programming estimator of Moon, Skelly & Towsley; ML under exponential delays). Its slope is
 the skew (drift), its value at ``x`` the earliest possible arrival, i.e. the event's master time plus ``d_min``.
 
-Online (:class:`DriftEstimator`): two staggered hulls (a full one used for output and a younger one that replaces
-it once the full one spans the window and their skews agree) follow slow drift changes with O(window) memory; each point costs amortised
-O(1) (monotone-chain stack) plus an O(log hull) bisection. A point far *below* the line, or a sustained run far
-*above* it (twice the threshold, at least 16 points over 250 ms), or a device timestamp going backwards means the device clock stepped: the hulls restart (the skew is
-kept as the prior). Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP line, fitted with numpy over
-whole arrays, windowed and cross-faded, with the same step detection.
+Online (:class:`DriftEstimator`): two staggered hulls (a full one used for output and a younger one that
+replaces it once the full one spans the window and their skews agree) follow slow drift changes with O(window)
+memory; each point costs amortised O(1) (monotone-chain stack) plus an O(log hull) bisection. A point far *below*
+the line, a sustained run far *above* it (twice the threshold, at least 16 points over 250 ms), or a device
+timestamp going backwards means the device clock stepped: the hulls restart, and a skew measured over at least a
+minute is kept for the next half window. Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP
+line, fitted with numpy over whole arrays, windowed and cross-faded, with the same kind of step detection.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ DEFAULT_MIN_SPAN_USEC = 1_000_000
 DEFAULT_STEP_THRESHOLD_USEC = 1_000
 DEFAULT_STEP_STREAK = 16
 STEP_BACK_MIN_USEC = 250_000  # a run above the envelope must last this long to count as a step back
+TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute is kept across a clock step
 SKEW_AGREEMENT = 2e-6  # 2 ppm: the younger hull takes over only when it agrees this well
 DEFAULT_MAX_SKEW = 2e-3  # 2000 ppm: far beyond any crystal; a steeper hull edge is start-up noise
 
@@ -94,8 +96,8 @@ class LowerHull:
     def centroid_edge(self, previous: float | None = None) -> int:
         """Index of the hull edge spanning the mean x (the LP optimum), -1 with a single vertex.
 
-        When that is the edge ending at the newest point and there is an earlier one, the one whose slope is
-        closer to ``previous`` wins: with a slowly sweeping latency floor (USB frame phase against the sample
+        When that is one of the two newest edges and there is an earlier one, the one whose slope is closer to
+        ``previous`` wins: with a slowly sweeping latency floor (USB frame phase against the sample
         clock) the floor shows only now and then, and the newest stretch may be a flat stair of the sweep.
         """
         xs, ys = self.xs, self.ys
@@ -107,7 +109,7 @@ class LowerHull:
             i = last
         elif i < 0:
             i = 0
-        if i == last and last > 0 and previous is not None:
+        if i >= last - 1 and i > 0 and previous is not None:  # the newest point may be a spike vertex
             slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
             earlier = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
             if abs(earlier - previous) < abs(slope - previous):
@@ -181,6 +183,7 @@ class DriftEstimator:
         self.max_skew = float(max_skew)
         self.min_latency_usec = int(min_latency_usec)
         self.prior_slope = 0.0
+        self._prior_span = self.min_span_usec  # the new hull's span below which the prior skew is used
         self.resets = 0
         self.points = 0
         self._active: LowerHull | None = None
@@ -197,6 +200,9 @@ class DriftEstimator:
         """Forget every point (keeping the learned skew as the prior for the next start)."""
         if self._active is not None and self._active.span >= self.min_span_usec:
             self.prior_slope = self._s
+            if self._active.span >= TRUSTED_PRIOR_SPAN_USEC:
+                # a step does not change the device's rate: keep the well-measured skew for half a window
+                self._prior_span = max(self.min_span_usec, self.window_usec // 2)
         self._active = self._pending = None
         self._above_streak = 0
 
@@ -262,7 +268,7 @@ class DriftEstimator:
             and abs(slope_active - slope_pending) <= SKEW_AGREEMENT
 
     def _update_line(self, hull: LowerHull) -> None:
-        edge = hull.centroid_edge(self._s) if hull.last_x >= self.min_span_usec else -1
+        edge = hull.centroid_edge(self._s) if hull.last_x >= self._prior_span else -1
         if edge >= 0:
             slope = hull.edge_slope(edge)
             if -self.max_skew <= slope <= self.max_skew:  # the edge's own vertex supports its line
