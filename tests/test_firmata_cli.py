@@ -39,15 +39,15 @@ def test_lines_write_pulse_read(soft: SoftFirmataBoard) -> None:
     assert any(r.split()[:2] == ["14", "A0"] and "analog-in (10 bit)" in r for r in rows)
 
     assert run(soft.url, "write", "13", "1").output.strip() == "line 13 (D13) <- 1"
-    assert soft.output_level(13) == 1
+    assert soft.wait_output(13, 1)
     assert run(soft.url, "write", "D6", "99", "--analog").exit_code == 0
-    assert soft.pwm_value(6) == 99
+    assert soft.wait_for(lambda: soft.pwm_value(6) == 99)
 
     soft.clear_events()
     result = run(soft.url, "pulse", "12", "--width", "5ms", "--count", "3", "--period", "20ms")
     assert result.exit_code == 0, result.output
     assert "3 pulse(s) of 5.000 ms on line 12 (D12)" in result.output
-    assert len(soft.pulse_widths_usec(12)) == 3
+    assert soft.wait_for(lambda: len(soft.pulse_widths_usec(12)) == 3)
 
     soft.set_analog_input("A0", 777)
     result = run(soft.url + "?analog_interval=2ms", "read", "A0", "--count", "4", "--format", "csv")
@@ -118,3 +118,17 @@ def test_installed_executable_on_a_socket_url() -> None:
     assert done.returncode == 0, done.stderr
     assert '"line": "D7", "value": 1' in done.stdout
     assert np.isfinite(float(done.stdout.split('"time_usec": ')[1].split(",")[0]))
+
+
+def test_read_reports_an_unplug_and_keeps_what_it_printed(soft: SoftFirmataBoard) -> None:
+    soft.set_digital_input(7, 1)
+    process = subprocess.Popen([str(HWLINK), "-b", soft.url, "read", "7", "--duration", "20s", "--format", "csv"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    header, first = process.stdout.readline(), process.stdout.readline()
+    soft.unplug()
+    rest, errors = process.communicate(timeout=10)
+    assert process.returncode == 2
+    assert header.startswith("time_usec,") and first.split(",")[2:4] == ["D7", "1"] and rest == ""
+    message, = errors.strip().splitlines()  # EIO or "returned no data", depending on who notices first
+    assert message.startswith("Error: board failed after 1 reading(s): connection lost (")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import resource
 import threading
 import time
+import tty
 from collections.abc import Iterator
 
 import numpy as np
@@ -288,26 +290,26 @@ def test_board_that_never_answers_gives_a_clear_error(transport: str) -> None:
 
 
 def test_handshake_error_says_what_was_heard() -> None:
-    with SoftFirmataBoard() as soft:
-        soft.start_pty()
-        soft.mute()
-        stop = threading.Event()
+    """A device on the port that speaks something else (a raw pty writing text)."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    stop = threading.Event()
 
-        def chatter() -> None:  # a device speaking something else
-            while not stop.is_set():
-                soft._muted = False
-                soft.inject(b"hello\r\n")
-                soft._muted = True
-                time.sleep(0.02)
+    def chatter() -> None:
+        while not stop.is_set():
+            os.write(master, b"hello\r\n")
+            stop.wait(0.02)
 
-        thread = threading.Thread(target=chatter, daemon=True)
-        thread.start()
-        try:
-            with pytest.raises(BoardError, match=r"heard \d+\+? byte\(s\) without a valid reply: 68 65 6c 6c 6f"):
-                open_board(soft.url + "?timeout=300ms")
-        finally:
-            stop.set()
-            thread.join()
+    thread = threading.Thread(target=chatter, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(BoardError, match=r"heard \d+\+? byte\(s\) without a valid reply: 68 65 6c 6c 6f"):
+            open_board(f"firmata://{os.ttyname(slave)}?timeout=300ms")
+    finally:
+        stop.set()
+        thread.join()
+        os.close(master)
+        os.close(slave)
 
 
 @pytest.mark.parametrize("firmware", ["standard-2.5", "express"])

@@ -128,11 +128,11 @@ def read_command(lines: tuple[str, ...], duration: int | None, count: int | None
     out = sys.stdout
     received = 0
     with opened_board(board_url) as board:
-        infos = configure_inputs(board, lines, pullup)
         writer = ReadingWriter(board, form, out)
         deadline = None if duration is None else time.monotonic() + duration / 1e6
         try:
-            with board.readings(lines=[info.line_id for info in infos]) as stream:
+            with board.readings(lines=list(lines)) as stream:
+                configure_inputs(board, lines, pullup)  # after subscribing: the first report may come at once
                 while count is None or received < count:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:

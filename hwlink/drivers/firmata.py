@@ -373,7 +373,7 @@ class FirmataBoard(Board):
             report ^= bit
 
     def _on_lost(self, error: BaseException) -> None:
-        self._fail(BoardError(f"{self.url}: connection lost ({error})"))
+        self._fail(BoardError(f"connection lost ({error or type(error).__name__})"))
 
     def set_mode(self, line: int | str, flags: LineModeFlags | int) -> LineMode:
         """As Board.set_mode; an analog pin named by its analog name ('A0') means analog input.
