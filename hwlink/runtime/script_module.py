@@ -27,7 +27,59 @@ LOAD_TIMEOUT_SEC = 60.0
 PREPARE_TIMEOUT_SEC = 60.0
 STOP_TIMEOUT_SEC = 5.0
 EXIT_TIMEOUT_SEC = 3.0
-DEFAULT_NICE = 10
+GUARD_INTERVAL_SEC = 0.2
+GUARD_BUSY_SHARE = 0.6  # of one core: the script spins rather than waits for data
+GUARD_CALM_SHARE = 0.3
+GUARD_NICE = 19
+
+
+class CpuGuard:
+    """Lowers a script's CPU priority while it keeps a core busy, and restores it when it calms down.
+
+    Why: on a machine with few cores a script that spins competes with the engine's driver threads, and their
+    wake-ups (hence the readings' timestamps) get late by whole scheduler slices. A low priority only for the
+    spinning phases keeps the latency of well-behaved, data-driven scripts untouched. Linux only (/proc).
+    """
+
+    def __init__(self, pid: int, base_nice: int, log: Any) -> None:
+        self._pid = pid
+        self._base = os.getpriority(os.PRIO_PROCESS, 0) + base_nice
+        self._log = log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"hwlink-cpu-guard-{pid}", daemon=True)
+        self.lowered = False
+
+    def start(self) -> None:
+        if os.path.exists(f"/proc/{self._pid}/stat"):
+            self._thread.start()
+
+    def _cpu_seconds(self) -> float | None:
+        try:
+            fields = open(f"/proc/{self._pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def _watch(self) -> None:
+        previous = self._cpu_seconds()
+        while previous is not None and not self._stop.wait(GUARD_INTERVAL_SEC):
+            used = self._cpu_seconds()
+            if used is None:
+                return
+            share, previous = (used - previous) / GUARD_INTERVAL_SEC, used
+            try:
+                if share > GUARD_BUSY_SHARE and not self.lowered:
+                    os.setpriority(os.PRIO_PROCESS, self._pid, max(GUARD_NICE, self._base))
+                    self.lowered = True
+                    self._log(f"script keeps a CPU core busy ({share:.0%}): running it at low priority")
+                elif share < GUARD_CALM_SHARE and self.lowered:
+                    os.setpriority(os.PRIO_PROCESS, self._pid, self._base)
+                    self.lowered = False
+            except OSError:  # the process ended
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 class WorkerFailed(Exception):
@@ -49,11 +101,12 @@ class ScriptModule(Module):
         if self.script.suffix != ".py" and not self.script.is_file():
             raise settings.error("script", f"script {self.script} is not a file")
         self._declare_ports(settings)
-        # Scripts yield the CPU to the engine's driver threads when both want it, so a script that spins
-        # cannot delay timestamps (Syntalos also renices its workers); nice = 0 turns this off.
-        self.nice = settings.integer("nice", DEFAULT_NICE, minimum=0)
+        self.nice = settings.integer("nice", 0, minimum=0)
         if self.nice > 19:
             raise settings.error("nice", "nice must be 0..19")
+        self.cpu_guard = settings.raw("cpu_guard", True)
+        if not isinstance(self.cpu_guard, bool):
+            raise settings.error("cpu_guard", "cpu_guard must be true or false")
         raw_settings = settings.raw("settings")
         settings.finish(self.description)
         if raw_settings is None:
@@ -69,6 +122,7 @@ class ScriptModule(Module):
         self._threads: list[threading.Thread] = []
         self._events = {name: threading.Event() for name in ("loaded", "ready", "started", "stopped")}
         self._closing = False
+        self._guard: CpuGuard | None = None
         self._failed = False
         self.exit_code: int | None = None
 
@@ -95,6 +149,9 @@ class ScriptModule(Module):
         worker_end.close()
         if self.nice:
             os.setpriority(os.PRIO_PROCESS, self._process.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
+        if self.cpu_guard:
+            self._guard = CpuGuard(self._process.pid, self.nice, lambda text: self.ctx.log(self.name, text, "engine"))
+            self._guard.start()
         self._channel = Channel(engine_end, blocking_send=False)
         self._spawn(self._read_messages, "messages")
         self._spawn(lambda: self._read_output(self._process.stdout, "stdout"), "stdout")  # type: ignore[union-attr]
@@ -258,6 +315,8 @@ class ScriptModule(Module):
 
     def close(self) -> None:
         self._closing = True
+        if self._guard is not None:
+            self._guard.stop()
         if self._process is not None:
             if self._process.poll() is None and self._channel is not None:
                 try:
