@@ -196,6 +196,7 @@ def test_errors_in_on_data_stop_the_run_with_the_traceback_and_keep_data(tmp_pat
         assert text in run.output  # reached the terminal
     assert str(script) in run.result.failure
     assert "Traceback" in (run.path / "hwlink-run" / "run.log").read_text()
+    assert expected[0] in run.log("failing")  # and in the script's own log
     assert recorded_frames(run.path) >= 10  # data up to the failure is kept
 
 
@@ -337,3 +338,74 @@ to = "lines.in"
     rises = stamps[1:][np.diff(values.astype(int)) == 1]
     assert len(rises) == 10  # START for 1000 ms at 100 ms period
     assert np.all(np.abs(np.diff(rises) - 100_000) < 15_000)
+
+
+SPIKE_SOURCE = """
+import syntalos_mlink as syl
+
+rows = syl.get_output_port("spikes")
+
+
+def start():
+    for sorted_id in range(3):
+        rows.submit(["node1", "electrode A", 2, 3, 100 + sorted_id, sorted_id, *range(6)])
+"""
+
+SPIKE_PROCESSOR = """
+class SpikeCounter:
+    def __init__(self, processor, num_channels, sample_rate):
+        self.processor = processor
+        self.seen = []
+
+    def process(self, data):
+        pass
+
+    def handle_spike(self, source_node, electrode_name, num_channels, num_samples, sample_number, sorted_id,
+                     spike_data):
+        assert not spike_data.flags.writeable and spike_data.shape == (num_channels, num_samples)
+        self.seen.append((source_node, electrode_name, sample_number, spike_data[1].tolist()))
+        self.processor.add_python_event(sorted_id, True)
+
+    def stop_acquisition(self):
+        print("SPIKES", self.seen)
+"""
+
+
+def test_open_ephys_spikes_and_events_outside_process(tmp_path: Path) -> None:
+    source = write(tmp_path, "spikes.py", SPIKE_SOURCE)
+    processor = write(tmp_path, "counter.py", SPIKE_PROCESSOR)
+    experiment = write(tmp_path, "exp.toml", f"""
+[modules.signals]
+kind = "signal-source"
+
+[modules.source]
+kind = "script"
+script = "{source}"
+outputs = {{ spikes = "TableRow" }}
+
+[modules.counter]
+kind = "oe-processor"
+script = "{processor}"
+class = "SpikeCounter"
+
+[modules.events]
+kind = "recorder"
+
+[[connect]]
+from = "signals.signals"
+to = "counter.signals-in"
+
+[[connect]]
+from = "source.spikes"
+to = "counter.spikes-in"
+
+[[connect]]
+from = "counter.events-out"
+to = "events.in"
+""")
+    run = run_experiment(experiment, tmp_path / "out", duration="1s")
+    assert run.result.ok, run.output
+    assert ("SPIKES [('node1', 'electrode A', 100, [3.0, 4.0, 5.0]), ('node1', 'electrode A', 101, [3.0, 4.0, 5.0]), "
+            "('node1', 'electrode A', 102, [3.0, 4.0, 5.0])]") in run.log("counter")
+    with h5py.File(run.path / "events" / "events.h5") as events:
+        assert list(events["line_ids"][:]) == [0, 1, 2] and list(events["data"][:, 0]) == [1, 1, 1]

@@ -107,7 +107,7 @@ class Engine:
                 self.failure = message
                 self.failed_module = module
         if first:
-            self.log(module, f"FAILED: {message}", "engine")
+            self.log(module, f"FAILED: {message}", "error")  # into the module's log and the run's
             self.request_stop("failed")
 
     def log(self, module: str, text: str, stream: str = "stdout") -> None:
