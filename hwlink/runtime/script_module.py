@@ -182,7 +182,10 @@ class ScriptModule(Module):
         except (EOFError, OSError):
             pass
         if not self._closing and not self._failed:
-            code = self._process.wait(timeout=5) if self._process else None
+            try:
+                code = self._process.wait(timeout=5) if self._process else None
+            except subprocess.TimeoutExpired:
+                code = None
             self._fail(f"script process exited unexpectedly (exit code {code})")
         for event in self._events.values():
             event.set()
