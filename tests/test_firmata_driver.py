@@ -223,7 +223,7 @@ def test_unplug_fails_subscribers_fast_without_spinning_and_the_board_reopens(so
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     assert cpu < 0.2  # loose: a spinning reader would burn ~0.5 s of CPU here
-    assert not any(t.name.startswith("hwlink-firmata") for t in threading.enumerate())
+    assert not any(t.name == f"hwlink-firmata {soft.url}" for t in threading.enumerate())  # the reader ended
     board.close()
     soft.replug()
     with open_board(soft.url) as again:

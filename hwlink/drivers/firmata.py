@@ -59,6 +59,10 @@ _FIRMATA_MODE = {
 }
 
 
+# Replies to handshake queries that were repeated while the board booted may arrive after it: not unknown.
+_LATE_REPLIES = frozenset((fp.REPORT_FIRMWARE, fp.CAPABILITY_RESPONSE, fp.ANALOG_MAPPING_RESPONSE))
+
+
 @dataclass(frozen=True)
 class FirmataOptions:
     """A parsed firmata URL: what to hand pyserial and how to talk to the board."""
@@ -343,9 +347,7 @@ class FirmataBoard(Board):
                 text = fp.decode_string(data[1:])
                 self.board_strings.append(text)
                 log.warning("%s says: %s", self.url, text)
-            elif command == fp.REPORT_VERSION:
-                self.protocol_version = (data[0], data[1])
-            else:
+            elif command != fp.REPORT_VERSION and not (command == fp.START_SYSEX and data[0] in _LATE_REPLIES):
                 self.unknown_messages += 1
 
     def _deliver(self, reading: LineReading) -> None:

@@ -142,6 +142,8 @@ class SoftFirmataBoard:
         return str(self._link_dir / "tty")
 
     def stop(self) -> None:
+        if self._wake_w < 0:
+            return
         self._running = False
         self._wake()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -153,6 +155,7 @@ class SoftFirmataBoard:
             self._link_dir = None
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
+        self._wake_r = self._wake_w = -1
 
     def __enter__(self) -> SoftFirmataBoard:
         return self
@@ -325,6 +328,8 @@ class SoftFirmataBoard:
                     pass
 
     def _wake(self) -> None:
+        if self._wake_w < 0:
+            return
         try:
             os.write(self._wake_w, b"x")
         except OSError:
@@ -371,7 +376,7 @@ class SoftFirmataBoard:
             deadlines.append(self._next_sample)
         return max(0.0, min(deadlines) - now) if deadlines else None
 
-    def _serve(self, readable: list) -> None:
+    def _serve(self, readable: list[int | socket.socket]) -> None:
         if self._listener is not None and self._listener in readable:
             client, _ = self._listener.accept()
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
