@@ -18,7 +18,7 @@ from hwlink.drivers import firmata_protocol as fp
 from hwlink.drivers.firmata import FirmataBoard
 from hwlink.errors import BoardError, LineError
 from hwlink.lines import LineModeFlags, LineReading
-from hwlink.testing.firmata_board import SoftFirmataBoard
+from hwlink.testing.firmata_board import SoftFirmataBoard, uno_capabilities
 
 IN, OUT, AN = LineModeFlags.IS_INPUT, LineModeFlags.IS_OUTPUT, LineModeFlags.ANALOG
 
@@ -155,6 +155,25 @@ def test_pwm_output(soft: SoftFirmataBoard, board: FirmataBoard) -> None:
         board.write_analog(5, 256)
     with pytest.raises(LineError, match="supported modes"):
         board.set_mode(4, OUT | AN)
+
+
+def test_pwm_beyond_the_analog_message_uses_extended_analog() -> None:
+    """Pins above 15 and values above 14 bits do not fit the 3-byte analog message."""
+    capabilities = uno_capabilities(has_pullup=True)
+    capabilities[3][fp.PinMode.PWM] = 16  # a 16-bit PWM pin
+    capabilities[16][fp.PinMode.PWM] = 8  # PWM on a pin above 15
+    with SoftFirmataBoard(capabilities=capabilities) as soft:
+        soft.start_pty()
+        with open_board(soft.url) as board:
+            assert board.line(3).analog_out_max == 65535
+            board.set_mode(3, OUT | AN)
+            board.set_mode(16, OUT | AN)
+            board.write_analog(3, 40_000)
+            board.write_analog(16, 100)
+            assert soft.wait_for(lambda: (soft.pwm_value(3), soft.pwm_value(16)) == (40_000, 100))
+            extended = [data for command, data in soft.commands if command == fp.START_SYSEX
+                        and data[0] == fp.EXTENDED_ANALOG]
+            assert [data[1] for data in extended] == [3, 16]
 
 
 def test_pulse_train_widths_seen_on_the_pin(soft: SoftFirmataBoard, board: FirmataBoard) -> None:

@@ -86,9 +86,10 @@ class SoftFirmataBoard:
     """One emulated board; start it with ``start_pty()`` or ``start_tcp()``, stop it with ``stop()``."""
 
     def __init__(self, firmware: str | FirmwareProfile = "standard-2.5", jumpers: dict[int, int] | None = None,
-                 reset_on_connect_s: float | None = None) -> None:
+                 reset_on_connect_s: float | None = None, capabilities: list[dict[int, int]] | None = None) -> None:
+        """``capabilities`` replaces the Uno's per-pin {mode: resolution} (same 20 pins), e.g. 16-bit PWM."""
         self.profile = PROFILES[firmware] if isinstance(firmware, str) else firmware
-        self.capabilities = uno_capabilities(self.profile.has_pullup)
+        self.capabilities = capabilities or uno_capabilities(self.profile.has_pullup)
         self.jumpers = dict(jumpers or {})
         self.reset_on_connect_s = reset_on_connect_s
         self.on_output: Callable[[int, int, int], None] | None = None  # (pin, level, monotonic ns)
