@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hwlink.errors import ConfigError
-from hwlink.sync.estimator import DriftEstimator, EstimatorEvent
+from hwlink.sync.estimator import DriftEstimator
 
 SECONDARY_CLOCK_TOLERANCE_USEC = 1000
 DEFAULT_CALIBRATION_POINTS = 400
@@ -51,8 +51,8 @@ class TimeSyncStrategy(IntFlag):
     WRITE_TSYNCFILE = 8
 
 
-_FWD, _BWD, _ADJUST = int(TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD), int(TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD), \
-    int(TimeSyncStrategy.ADJUST_CLOCK)
+_FWD, _BWD = int(TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD), int(TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD)
+_ADJUST, _TSYNC = int(TimeSyncStrategy.ADJUST_CLOCK), int(TimeSyncStrategy.WRITE_TSYNCFILE)
 
 
 def random_sync_id() -> str:
@@ -116,7 +116,7 @@ class SecondaryClockSynchronizer:
 
     def __init__(self, expected_frequency_hz: float = 0, id: str | None = None) -> None:  # noqa: A002 - Syntalos name
         self.id = id or random_sync_id()
-        self._strategies = TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD | TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD
+        self._strategy_bits = _FWD | _BWD  # a plain int: IntFlag operators cost a microsecond each
         self._tolerance_usec = SECONDARY_CLOCK_TOLERANCE_USEC
         self._calibration_points = DEFAULT_CALIBRATION_POINTS
         self._expected_frequency_hz = 0.0
@@ -164,7 +164,7 @@ class SecondaryClockSynchronizer:
 
     def set_strategies(self, strategies: int) -> None:
         if self._configurable("the strategies"):
-            self._strategies = TimeSyncStrategy(int(strategies))
+            self._strategy_bits = int(TimeSyncStrategy(int(strategies)))
 
     def set_tolerance(self, tolerance_usec: int) -> None:
         """Threshold for clock-adjust callbacks (ADJUST_CLOCK); also written to the tsync header."""
@@ -182,11 +182,11 @@ class SecondaryClockSynchronizer:
             raise ConfigError("cannot change the tsync file of a running synchronizer")
         if path is None or str(path) == "":
             self._tsync_path = None
-            self._strategies &= ~TimeSyncStrategy.WRITE_TSYNCFILE
+            self._strategy_bits &= ~_TSYNC
             return
         path = Path(path)
         self._tsync_path = path if path.suffix == ".tsync" else path.with_name(path.name + ".tsync")
-        self._strategies |= TimeSyncStrategy.WRITE_TSYNCFILE
+        self._strategy_bits |= _TSYNC
 
     def set_clock_adjust_callback(self, callback: Callable[[int, float], None] | None) -> None:
         """``callback(clock_correction_offset_usec, skew_ppm)``, called under ADJUST_CLOCK (see module doc)."""
@@ -196,7 +196,7 @@ class SecondaryClockSynchronizer:
 
     @property
     def strategies(self) -> TimeSyncStrategy:
-        return self._strategies
+        return TimeSyncStrategy(self._strategy_bits)
 
     @property
     def tolerance_usec(self) -> int:
@@ -248,7 +248,7 @@ class SecondaryClockSynchronizer:
             warnings.warn(f"synchronizer {self.id}: cannot be restarted", RuntimeWarning, stacklevel=2)
             return False
         self._reset_state()
-        if self._strategies & TimeSyncStrategy.WRITE_TSYNCFILE:
+        if self._strategy_bits & _TSYNC:
             if self._tsync_path is None:
                 raise ConfigError(f"synchronizer {self.id}: WRITE_TSYNCFILE needs set_tsync_file_path(path)")
             self._recorder = SyncPointRecorder(self._tsync_path, f"hwlink::{self.id}", self._tolerance_usec)
@@ -282,23 +282,23 @@ class SecondaryClockSynchronizer:
         if estimate > master:
             estimate = master  # nothing arrives before it happened
         if not self._calibrated:
-            self._expected_offset = int(math.floor(secondary - estimate + 0.5))
+            self._expected_offset = math.floor(secondary - estimate + 0.5)
             self._calibrated = estimator.span_usec >= estimator.min_span_usec
         elif event:
             # re-calibrate at a clock step: keep the correction continuous, re-base the expected offset
-            self._expected_offset = int(math.floor(secondary - estimate + 0.5)) - self._correction
+            self._expected_offset = math.floor(secondary - estimate + 0.5) - self._correction
         shifted = secondary - self._expected_offset
-        correction = int(math.floor(shifted - estimate + 0.5))
+        correction = math.floor(shifted - estimate + 0.5)
         self._correction = correction
-        strategies = int(self._strategies)  # plain int: IntFlag operators cost a microsecond each
+        strategies = self._strategy_bits
         shift_bwd = strategies & _BWD
         shift_fwd = strategies & _FWD
-        if not (shift_bwd or shift_fwd):
-            output = master
-        elif (shift_bwd or correction <= 0) and (shift_fwd or correction >= 0):
-            output = int(math.floor(estimate + 0.5))
-        else:
+        if shift_bwd and shift_fwd or shift_bwd and correction >= 0 or shift_fwd and correction <= 0:
+            output = math.floor(estimate + 0.5)
+        elif shift_bwd or shift_fwd:
             output = min(shifted, master)
+        else:
+            output = master
         last = self._last_output
         if last is not None and output < last:
             output = last
