@@ -251,6 +251,20 @@ def test_unplug_fails_subscribers_fast_without_spinning_and_the_board_reopens(so
         assert soft.wait_output(13, 1)
 
 
+def test_closing_from_the_error_callback(soft: SoftFirmataBoard, board: FirmataBoard) -> None:
+    """A subscriber may close the board when told it failed; that runs on the reader thread."""
+    closed = threading.Event()
+
+    def close_on_error(error: BoardError) -> None:
+        board.close()
+        closed.set()
+
+    board.subscribe(lambda reading: None, on_error=close_on_error)
+    soft.unplug()
+    assert closed.wait(timeout=1)
+    assert board.closed
+
+
 def test_close_stops_reporting_and_leaves_outputs(soft: SoftFirmataBoard, board: FirmataBoard) -> None:
     board.set_mode("A1", IN)
     board.set_mode(13, OUT)

@@ -176,19 +176,22 @@ class FirmataLink:
                     log.exception("%s: error while handling board messages", self.url)
 
     def close(self) -> None:
+        """Stop the reader and release the port; safe from the reader thread itself (an on_error callback)."""
         self._closing = True
+        other_thread = self._thread is not threading.current_thread()
         cancel = getattr(self.port, "cancel_read", None)
         if cancel is not None and self._thread.is_alive():
             try:
                 cancel()
             except Exception:  # noqa: BLE001 - a dead port cannot be cancelled; closing it ends the read too
                 pass
-            self._thread.join(timeout=1)
+            if other_thread:
+                self._thread.join(timeout=1)
         try:
             self.port.close()
         except Exception:  # noqa: BLE001 - closing a port that already failed
             pass
-        if self._thread is not threading.current_thread():
+        if other_thread:
             self._thread.join(timeout=2)
 
 
