@@ -253,3 +253,10 @@ def test_correct_hdf5_dataset_and_column_with_bounded_memory(drift_map: Piecewis
         correct_hdf5(path, "pairs", drift_map, out_dataset="x")
     with pytest.raises(OfflineError, match="no dataset"):
         correct_hdf5(path, "nothing", drift_map)
+
+
+def test_assume_sorted_gives_the_same_result_on_sorted_input() -> None:
+    knots = np.linspace(0, 1e6, 40)
+    mapping = PiecewiseLinearMap(knots, knots * 1.00003 + np.sin(knots))
+    values = np.linspace(-5e4, 1.1e6, 300_001)
+    assert np.array_equal(mapping(values, assume_sorted=True), mapping(values))
