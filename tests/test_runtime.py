@@ -284,7 +284,7 @@ to = "lines.in"
     run = run_experiment(experiment, tmp_path / "out", duration="1.5s")
     assert run.result.reason == "duration", run.output
     assert "did not stop" in run.output  # the spinning worker was ended at stop
-    assert "running it at low priority" in run.output  # the CPU guard noticed the spinning
+    assert "spins outside await_data" in run.output  # and ran at low priority meanwhile
     with h5py.File(run.path / "lines" / "lines.h5") as readings:
         stamps = readings["timestamps"][1:]  # after the SET_MODE reading
         device = readings["device_timestamps"][1:]

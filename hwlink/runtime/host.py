@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -73,6 +74,7 @@ class Host:
         self._run_pending = False
         self._replies: dict[str, dict[str, Any]] = {}
         self.synchronizers: list[Any] = []  # stopped (tsync closed) when the run stops
+        self.last_activity = time.monotonic()  # when the main thread last served the channel
 
     # ----- ports --------------------------------------------------------------------------------------------
     def register_port(self, direction: str, name: str, data_type: DataType | str | int
@@ -159,12 +161,15 @@ class Host:
 
     def pump(self, timeout: float | None) -> None:
         """Wait up to ``timeout`` s (None: until something happens) and handle what arrived and what is due."""
+        self.last_activity = time.monotonic()
         if self._timers:
             until_timer = max(self._timers[0][0] - time.monotonic(), 0.0)
             timeout = until_timer if timeout is None else min(timeout, until_timer)
         for message in self._receive(timeout):
+            self.last_activity = time.monotonic()
             self._dispatch(message)
         self._run_due_timers()
+        self.last_activity = time.monotonic()
 
     def pump_until_after(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -299,6 +304,37 @@ class Host:
         return worker_synchronizer(self, expected_frequency_hz, sync_id)
 
 
+WATCH_INTERVAL_SEC = 0.1
+STALL_SEC = 0.3  # not serving the channel for this long while running ...
+BUSY_SHARE = 0.6  # ... and using this much of a core: the script spins
+
+
+def watch_for_spinning(host: Host) -> None:
+    """Tell the engine when the script spins on the CPU outside ``await_data`` (and when it is back).
+
+    The engine then lowers the worker's CPU priority, so on a machine with few cores a spinning script cannot
+    delay the driver threads that stamp readings; a script that is busy serving data is never flagged. Runs on
+    a thread of its own, which gets the GIL from a spinning main thread every switch interval.
+    """
+    flagged = False
+    last_time, last_cpu = time.monotonic(), time.process_time()
+    while not host.shutdown_requested:
+        time.sleep(WATCH_INTERVAL_SEC)
+        now, cpu = time.monotonic(), time.process_time()
+        share = (cpu - last_cpu) / max(now - last_time, 1e-6)
+        last_time, last_cpu = now, cpu
+        stalled = host.running and now - host.last_activity > STALL_SEC
+        try:
+            if stalled and share > BUSY_SHARE and not flagged:
+                flagged = True
+                host.send_control("busy", share=share)
+            elif flagged and not stalled:
+                flagged = False
+                host.send_control("serving")
+        except OSError:
+            return
+
+
 def _die_with_parent() -> None:
     """Linux: end this worker if the engine dies (a spinning script never reads the socket's EOF)."""
     try:
@@ -352,7 +388,10 @@ def main(argv: list[str]) -> int:
         if load is not None:
             host._pending.extend(m for m in messages if m is not load)
             break
-    _load(host, load.control()[1])
+    fields = load.control()[1]
+    if fields.get("cpu_guard"):
+        threading.Thread(target=watch_for_spinning, args=(host,), name="hwlink-watch", daemon=True).start()
+    _load(host, fields)
     try:
         if not host.shutdown_requested:
             host.serve()

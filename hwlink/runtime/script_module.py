@@ -27,59 +27,7 @@ LOAD_TIMEOUT_SEC = 60.0
 PREPARE_TIMEOUT_SEC = 60.0
 STOP_TIMEOUT_SEC = 5.0
 EXIT_TIMEOUT_SEC = 3.0
-GUARD_INTERVAL_SEC = 0.2
-GUARD_BUSY_SHARE = 0.6  # of one core: the script spins rather than waits for data
-GUARD_CALM_SHARE = 0.3
-GUARD_NICE = 19
-
-
-class CpuGuard:
-    """Lowers a script's CPU priority while it keeps a core busy, and restores it when it calms down.
-
-    Why: on a machine with few cores a script that spins competes with the engine's driver threads, and their
-    wake-ups (hence the readings' timestamps) get late by whole scheduler slices. A low priority only for the
-    spinning phases keeps the latency of well-behaved, data-driven scripts untouched. Linux only (/proc).
-    """
-
-    def __init__(self, pid: int, base_nice: int, log: Any) -> None:
-        self._pid = pid
-        self._base = os.getpriority(os.PRIO_PROCESS, 0) + base_nice
-        self._log = log
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name=f"hwlink-cpu-guard-{pid}", daemon=True)
-        self.lowered = False
-
-    def start(self) -> None:
-        if os.path.exists(f"/proc/{self._pid}/stat"):
-            self._thread.start()
-
-    def _cpu_seconds(self) -> float | None:
-        try:
-            fields = open(f"/proc/{self._pid}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-    def _watch(self) -> None:
-        previous = self._cpu_seconds()
-        while previous is not None and not self._stop.wait(GUARD_INTERVAL_SEC):
-            used = self._cpu_seconds()
-            if used is None:
-                return
-            share, previous = (used - previous) / GUARD_INTERVAL_SEC, used
-            try:
-                if share > GUARD_BUSY_SHARE and not self.lowered:
-                    os.setpriority(os.PRIO_PROCESS, self._pid, max(GUARD_NICE, self._base))
-                    self.lowered = True
-                    self._log(f"script keeps a CPU core busy ({share:.0%}): running it at low priority")
-                elif share < GUARD_CALM_SHARE and self.lowered:
-                    os.setpriority(os.PRIO_PROCESS, self._pid, self._base)
-                    self.lowered = False
-            except OSError:  # the process ended
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
+LOW_PRIORITY_NICE = 19
 
 
 class WorkerFailed(Exception):
@@ -122,7 +70,7 @@ class ScriptModule(Module):
         self._threads: list[threading.Thread] = []
         self._events = {name: threading.Event() for name in ("loaded", "ready", "started", "stopped")}
         self._closing = False
-        self._guard: CpuGuard | None = None
+        self._base_priority = os.getpriority(os.PRIO_PROCESS, 0) + self.nice
         self._failed = False
         self.exit_code: int | None = None
 
@@ -149,16 +97,13 @@ class ScriptModule(Module):
         worker_end.close()
         if self.nice:
             os.setpriority(os.PRIO_PROCESS, self._process.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
-        if self.cpu_guard:
-            self._guard = CpuGuard(self._process.pid, self.nice, lambda text: self.ctx.log(self.name, text, "engine"))
-            self._guard.start()
         self._channel = Channel(engine_end, blocking_send=False)
         self._spawn(self._read_messages, "messages")
         self._spawn(lambda: self._read_output(self._process.stdout, "stdout"), "stdout")  # type: ignore[union-attr]
         self._spawn(lambda: self._read_output(self._process.stderr, "stderr"), "stderr")  # type: ignore[union-attr]
         self._channel.send_control(
             "load", script=str(self.script), module_name=self.name, base_dir=str(self.spec.file.directory),
-            settings=self._settings_bytes, processor_class=self.processor_class,
+            settings=self._settings_bytes, processor_class=self.processor_class, cpu_guard=self.cpu_guard,
             inputs=[(name, int(port.data_type)) for name, port in self.inputs.items()],  # type: ignore[arg-type]
             outputs=[(name, int(port.data_type)) for name, port in self.outputs.items()],  # type: ignore[arg-type]
         )
@@ -226,6 +171,11 @@ class ScriptModule(Module):
             self._answer_storage(fields)
         elif verb == "settings":
             self.ctx.save_settings(self.name, fields["data"])  # type: ignore[attr-defined]
+        elif verb == "busy":
+            self._set_priority(LOW_PRIORITY_NICE, f"script spins outside await_data ({fields['share']:.0%} of a core): "
+                                                  "running it at low priority so driver timestamps stay on time")
+        elif verb == "serving":
+            self._set_priority(self._base_priority, "script serves data again: normal priority")
         elif verb == "status":
             self.ctx.log(self.name, f"status: {fields['message']}", "status")
 
@@ -246,6 +196,16 @@ class ScriptModule(Module):
                 self.add_output(name, data_type)
             if name not in self._out_order:
                 self._out_order.append(name)
+
+    def _set_priority(self, nice: int, why: str) -> None:
+        """Lowering always works; raising it back needs privileges a user may not have (then it stays low)."""
+        if self._process is None:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, self._process.pid, max(nice, self._base_priority))
+        except OSError:
+            return
+        self.ctx.log(self.name, why, "engine")
 
     def _answer_storage(self, fields: dict[str, Any]) -> None:
         assert self._channel is not None
@@ -318,8 +278,6 @@ class ScriptModule(Module):
 
     def close(self) -> None:
         self._closing = True
-        if self._guard is not None:
-            self._guard.stop()
         if self._process is not None:
             if self._process.poll() is None and self._channel is not None:
                 try:
