@@ -178,3 +178,27 @@ def test_write_tsyncfile_without_a_path_is_a_clear_error() -> None:
     cleared.set_tsync_file_path("x")
     cleared.set_tsync_file_path("")
     assert not cleared.strategies & TSYNC
+
+
+def test_live_pairs_from_the_simulated_board() -> None:
+    """The sim board's readings carry exactly the pairs the synchronizer consumes (master arrival, device time)."""
+    from hwlink.drivers import open_board
+    from hwlink.lines import LineModeFlags
+
+    url = "sim://?drift_ppm=3000&analog_interval=2ms&latency=uniform:100us-400us&offset=2s&seed=4"
+    sync = SecondaryClockSynchronizer(500)
+    rows = []
+    with open_board(url) as board:
+        board.set_mode(board.line("A0").line_id, LineModeFlags.IS_INPUT)
+        with board.readings(lines=["A0"]) as readings:
+            while len(rows) < 600:
+                reading = readings.get(timeout=2)
+                rows.append((reading.time_usec, reading.device_time_usec,
+                             sync.process_timestamp(reading.time_usec, reading.device_time_usec)))
+    master, device, output = (np.array(column, dtype=np.int64) for column in zip(*rows))
+    assert sync.skew_ppm == pytest.approx(3000, abs=150)  # a ceramic-resonator-sized rate error
+    assert np.all(output <= master) and np.all(np.diff(output) >= 0)
+    # the receive jitter (300 µs wide) is gone: output follows the device clock's 2 ms ticks
+    settled = slice(300, None)
+    assert np.std(np.diff(output[settled])) < np.std(np.diff(master[settled])) / 5
+    assert np.all(np.diff(device) > 0)

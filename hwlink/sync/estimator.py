@@ -34,7 +34,7 @@ DEFAULT_STEP_STREAK = 16
 STEP_BACK_MIN_USEC = 250_000  # a run above the envelope must last this long to count as a step back
 TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute is kept across a clock step
 SKEW_AGREEMENT = 2e-6  # 2 ppm: the younger hull takes over only when it agrees this well
-DEFAULT_MAX_SKEW = 2e-3  # 2000 ppm: far beyond any crystal; a steeper hull edge is start-up noise
+DEFAULT_MAX_SKEW = 1e-2  # 1 %: beyond even ceramic resonators (Arduino Uno ~0.5 %); steeper is start-up noise
 
 
 class EstimatorEvent(IntEnum):
