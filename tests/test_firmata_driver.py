@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import queue
 import resource
+import signal
+import subprocess
+import sys
 import threading
 import time
 import tty
@@ -18,7 +21,7 @@ from hwlink.drivers import firmata_protocol as fp
 from hwlink.drivers.firmata import FirmataBoard
 from hwlink.errors import BoardError, LineError
 from hwlink.lines import LineModeFlags, LineReading
-from hwlink.testing.firmata_board import SoftFirmataBoard, uno_capabilities
+from hwlink.testing.firmata_board import BoardProcess, SoftFirmataBoard, uno_capabilities
 
 IN, OUT, AN = LineModeFlags.IS_INPUT, LineModeFlags.IS_OUTPUT, LineModeFlags.ANALOG
 
@@ -360,3 +363,28 @@ def test_reset_on_open_is_waited_out(firmware: str) -> None:
 def test_missing_port_is_a_board_error() -> None:
     with pytest.raises(BoardError, match="cannot open firmata:///dev/does-not-exist"):
         open_board("firmata:///dev/does-not-exist")
+
+
+def test_software_board_in_a_child_process() -> None:
+    with BoardProcess("tcp", jumpers={13: 2}) as soft, open_board(soft.url) as board:
+        board.set_mode(13, OUT)
+        board.write_digital(13, 1)
+        deadline = time.monotonic() + 2
+        while soft.call("output_level", 13) != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert soft.call("output_level", 13) == 1
+        assert soft.call("_input_level", 2) == 1  # through the jumper
+
+
+def test_software_board_from_the_shell() -> None:
+    process = subprocess.Popen([sys.executable, "-m", "hwlink.testing.firmata_board", "--firmware", "standard-2.4"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("firmata:///")
+        with open_board(url) as board:
+            assert board.firmware.name == "StandardFirmata.ino" and board.protocol_version == (2, 4)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=5)
