@@ -86,6 +86,7 @@ def test_counter_writes_a_tsync_file(tmp_path: Path) -> None:
         times = np.concatenate([sync.process_block(int(arrival), block) for arrival in arrivals])
     rows = read_tsync(tmp_path / "daq.tsync").times
     assert 2 < len(rows) < len(arrivals)
+    assert tuple(rows[-1]) == (round((truth.size - 1) * 1e6 / rate), times[-1])  # the real last pair
     device = np.arange(truth.size) * 1e6 / rate
     rebuilt = np.interp(device, rows[:, 0], rows[:, 1])
     last_block_start = truth.size - block

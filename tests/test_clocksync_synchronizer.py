@@ -72,6 +72,19 @@ def test_corrects_drift_and_jitter_from_the_first_seconds() -> None:
     assert sync.skew_ppm == pytest.approx(100, abs=1)
 
 
+def test_a_known_minimum_latency_is_subtracted() -> None:
+    pairs = simulate_pairs(30, 60_000_000, DeviceClock(drift_ppm=20), parse_latency("uniform:2ms-3ms"), seed=6)
+    plain, plain_out = synchronized(pairs)
+    sync = SecondaryClockSynchronizer(30)
+    sync.set_min_latency_usec(2000)
+    output, _ = run_online(sync.process_timestamp, pairs)
+    late = pairs.event_usec > 5e6
+    assert np.abs(plain_out - pairs.event_usec)[late].min() > 1900  # the floor stays in without it
+    assert np.percentile(np.abs(output - pairs.event_usec)[late], 99) < 60
+    with pytest.raises(ConfigError):
+        sync.set_min_latency_usec(-1)
+
+
 def test_correction_offset_sign_follows_syntalos() -> None:
     """Positive when the device clock runs fast (its time gets ahead of the master), negative when slow."""
     fast, _ = synchronized(pairs_for(drift=100))

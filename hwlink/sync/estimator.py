@@ -191,7 +191,7 @@ class DriftEstimator:
         self._last_secondary: int | None = None
         self._above_streak = 0
         self._above_since = 0
-        # current line, cached after each add: master_est = secondary + _c + _s * (secondary - _xr)
+        # the lower envelope, cached after each add: arrival floor = secondary + _c + _s * (secondary - _xr)
         self._xr = 0
         self._c = 0.0
         self._s = 0.0
@@ -273,7 +273,7 @@ class DriftEstimator:
             slope = hull.edge_slope(edge)
             if -self.max_skew <= slope <= self.max_skew:  # the edge's own vertex supports its line
                 self._xr = hull.x0 + hull.xs[edge]
-                self._c = hull.y0 + hull.ys[edge] - self.min_latency_usec
+                self._c = hull.y0 + hull.ys[edge]
                 self._s = slope
                 return
             slope = self.max_skew if slope > 0 else -self.max_skew
@@ -281,7 +281,7 @@ class DriftEstimator:
             slope = self.prior_slope
         vx, vy = hull.support(slope)
         self._xr = hull.x0 + vx
-        self._c = hull.y0 + vy - self.min_latency_usec
+        self._c = hull.y0 + vy
         self._s = slope
 
     @property
@@ -291,7 +291,7 @@ class DriftEstimator:
 
     @property
     def line(self) -> Line:
-        return Line(self._xr, self._c, self._s)
+        return Line(self._xr, self._c - self.min_latency_usec, self._s)
 
     @property
     def skew_ppm(self) -> float:
@@ -300,7 +300,7 @@ class DriftEstimator:
 
     def master_time(self, secondary: int) -> float:
         """Estimated master time of an event the device stamped ``secondary`` (µs, float)."""
-        return secondary + self._c + self._s * (secondary - self._xr)
+        return secondary + self._c - self.min_latency_usec + self._s * (secondary - self._xr)
 
 
 # ---------------------------------------------------------------------------------------------------------------

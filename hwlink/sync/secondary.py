@@ -29,7 +29,6 @@ import warnings
 from collections.abc import Callable
 from enum import IntFlag
 from pathlib import Path
-from typing import Any
 
 from hwlink.errors import ConfigError
 from hwlink.sync.estimator import DriftEstimator
@@ -122,7 +121,7 @@ class SecondaryClockSynchronizer:
         self._expected_frequency_hz = 0.0
         self._tsync_path: Path | None = None
         self._clock_adjust_callback: Callable[[int, float], None] | None = None
-        self.estimator_options: dict[str, Any] = {}
+        self._min_latency_usec = 0
         self._started = False
         self._stopped = False
         self._reset_state()
@@ -130,7 +129,7 @@ class SecondaryClockSynchronizer:
             self.set_expected_clock_frequency_hz(expected_frequency_hz)
 
     def _reset_state(self) -> None:
-        self._estimator = DriftEstimator(**self.estimator_options)
+        self._estimator = DriftEstimator(min_latency_usec=self._min_latency_usec)
         self._calibrated = False
         self._expected_offset = 0
         self._correction = 0
@@ -174,6 +173,14 @@ class SecondaryClockSynchronizer:
             self._tolerance_usec = int(tolerance_usec)
 
     set_tolerance_usec = set_tolerance
+
+    def set_min_latency_usec(self, latency_usec: int) -> None:
+        """The device's known minimum transport delay (one-way data cannot reveal it), subtracted from output."""
+        if int(latency_usec) < 0:
+            raise ConfigError(f"minimum latency must not be negative, got {latency_usec}")
+        if self._configurable("the minimum latency"):
+            self._min_latency_usec = int(latency_usec)
+            self._estimator.min_latency_usec = self._min_latency_usec
 
     def set_tsync_file_path(self, path: str | Path | None) -> None:
         """Where WRITE_TSYNCFILE writes (``.tsync`` appended if missing); like Syntalos' basename setter,
