@@ -182,12 +182,13 @@ def test_pwm_beyond_the_analog_message_uses_extended_analog() -> None:
 def test_pulse_train_widths_seen_on_the_pin(soft: SoftFirmataBoard, board: FirmataBoard) -> None:
     board.set_mode(12, OUT)
     started = time.monotonic()
-    train = board.pulse(12, width_usec=10_000, count=4, period_usec=30_000)
-    assert time.monotonic() - started < 0.01  # scheduled, not blocking
+    train = board.pulse(12, width_usec=10_000, count=6, period_usec=30_000)
+    assert time.monotonic() - started < 0.1  # scheduled, not blocking (the train takes 160 ms)
     assert train.wait(timeout=3)
-    assert soft.wait_for(lambda: len(soft.pulse_widths_usec(12)) == 4)
+    assert soft.wait_for(lambda: len(soft.pulse_widths_usec(12)) == 6)
     widths = soft.pulse_widths_usec(12)
-    assert np.all(np.abs(widths - 10_000) < 5_000)  # loose: the pin sees the scheduled widths
+    # loose (a shared machine preempts threads for milliseconds): the pin sees the scheduled widths
+    assert abs(np.median(widths) - 10_000) < 2_000 and np.all((widths > 5_000) & (widths < 30_000))
 
 
 def test_loopback_through_a_jumper(soft: SoftFirmataBoard, board: FirmataBoard) -> None:

@@ -97,8 +97,8 @@ def test_analog_input_at_the_sampling_interval(uno: SimavrUno, board: FirmataBoa
     board.set_mode(15, IN)  # back to digital: reporting of A1 stops
     assert reading is not None and reading.value == 204
     assert {r.value for r in readings} == {511}
-    assert 60 <= len(readings) <= 140  # 100 per second at 10 ms, wide for a paced emulator on a busy machine
-    assert 7_000 <= np.median(np.diff([r.time_usec for r in readings])) <= 13_000
+    assert 40 <= len(readings) <= 160  # 100 per second at 10 ms, wide for a paced emulator on a busy machine
+    assert 7_000 <= np.median(np.diff([r.time_usec for r in readings])) <= 14_000
 
 
 def test_pwm_output(uno: SimavrUno, board: FirmataBoard) -> None:
@@ -123,7 +123,8 @@ def test_pulse_widths_on_the_emulated_pin(uno: SimavrUno, board: FirmataBoard) -
         time.sleep(0.01)
     widths = uno.pulse_widths_usec(12)
     assert len(widths) == 5
-    assert np.all(np.abs(widths - 20_000) < 8_000)  # wide: pacing stalls on a shared machine
+    # wide: the emulator's pacing and the host both stall on a shared machine
+    assert abs(np.median(widths) - 20_000) < 3_000 and np.all((widths > 10_000) & (widths < 40_000))
 
 
 def test_pullup_is_missing_on_standard_firmata_2_4(board: FirmataBoard) -> None:
