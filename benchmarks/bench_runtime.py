@@ -407,8 +407,10 @@ def timestamp_error(folder: Path, seconds: float, spin: str) -> np.ndarray:
     """Arrival stamp minus the simulated edge time (µs, minus the best case) of 200 edges/s on sim://."""
     (folder / "spin.py").write_text(SPIN_SCRIPT)
     modules = ""
-    if spin == "script":
+    if spin.startswith("script"):
         modules = f'\n[modules.spin]\nkind = "script"\nscript = "{folder / "spin.py"}"\n'
+        if spin == "script-unguarded":
+            modules += "cpu_guard = false\n"
     text = f"""
 [modules.board]
 kind = "board"
@@ -487,6 +489,7 @@ def main(quick: bool) -> None:
     print("|---|---|---|---|---|---|")
     quiet = timestamp_error(folder, seconds, "none")
     for label, spin in (("none", "none"), ("script worker spinning (hwlink)", "script"),
+                        ("script worker spinning, cpu_guard = false", "script-unguarded"),
                         ("thread in the engine process (in-process host)", "thread")):
         values = quiet if spin == "none" else timestamp_error(folder, seconds, spin)
         p50, p99, worst = stats_ms(values)

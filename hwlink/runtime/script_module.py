@@ -172,10 +172,10 @@ class ScriptModule(Module):
         elif verb == "settings":
             self.ctx.save_settings(self.name, fields["data"])  # type: ignore[attr-defined]
         elif verb == "busy":
-            self._set_priority(LOW_PRIORITY_NICE, f"script spins outside await_data ({fields['share']:.0%} of a core): "
+            self._set_priority(True, f"script spins outside await_data ({fields['share']:.0%} of a core): "
                                                   "running it at low priority so driver timestamps stay on time")
         elif verb == "serving":
-            self._set_priority(self._base_priority, "script serves data again: normal priority")
+            self._set_priority(False, "script serves data again: normal priority")
         elif verb == "status":
             self.ctx.log(self.name, f"status: {fields['message']}", "status")
 
@@ -197,12 +197,21 @@ class ScriptModule(Module):
             if name not in self._out_order:
                 self._out_order.append(name)
 
-    def _set_priority(self, nice: int, why: str) -> None:
-        """Lowering always works; raising it back needs privileges a user may not have (then it stays low)."""
+    def _set_priority(self, low: bool, why: str) -> None:
+        """Low: Linux' SCHED_IDLE policy (a waking driver thread preempts the script at once; nice 19 elsewhere).
+        Going back needs privileges a user may not have; then the script stays low."""
         if self._process is None:
             return
+        pid = self._process.pid
         try:
-            os.setpriority(os.PRIO_PROCESS, self._process.pid, max(nice, self._base_priority))
+            if low and hasattr(os, "SCHED_IDLE"):
+                os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+            elif low:
+                os.setpriority(os.PRIO_PROCESS, pid, LOW_PRIORITY_NICE)
+            else:
+                if hasattr(os, "SCHED_IDLE"):
+                    os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+                os.setpriority(os.PRIO_PROCESS, pid, self._base_priority)
         except OSError:
             return
         self.ctx.log(self.name, why, "engine")
