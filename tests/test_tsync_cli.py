@@ -178,3 +178,14 @@ def test_align_qc_failure_and_bad_input(tmp_path: Path) -> None:
     np.save(in_ms, sim.secondary * 1000)  # the wrong unit for one of the files: nothing lines up
     result = CliRunner().invoke(cli, ["align", str(master), str(in_ms), "--rate", "30kHz"])
     assert result.exit_code == 2 and "overlap" in result.output and "Traceback" not in result.output
+
+
+def test_align_takes_a_negative_lag_hint(tmp_path: Path) -> None:
+    sim = simulate_edges(duration_s=120, drift_ppm=-30, offset_s=-2.7, seed=6)
+    master, secondary = tmp_path / "m.npy", tmp_path / "s.npy"
+    np.save(master, sim.master)
+    np.save(secondary, sim.secondary)
+    result = run("align", str(master), str(secondary), "--rate", "30kHz", "--offset=-3s", "--json")
+    assert json.loads(result.output)["coarse_lag"] == pytest.approx(-2.7, abs=0.01)
+    bad = CliRunner().invoke(cli, ["align", str(master), str(secondary), "--rate", "30kHz", "--offset=3"])
+    assert bad.exit_code == 2 and "needs a unit" in bad.output

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 import numpy as np
@@ -18,11 +18,23 @@ from hwlink.errors import HwlinkError
 from hwlink.sync.align import align_edges
 from hwlink.sync.offline import IndexTable, Progress, correct_csv, correct_hdf5, load_mapping
 from hwlink.sync.tsync import TSyncFile, TSyncTruncationWarning, read_tsync
-from hwlink.units import parse_frequency_hz
+from hwlink.units import parse_duration_usec, parse_frequency_hz
 
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _HDF5_SUFFIXES = {".h5", ".hdf5", ".hdf"}
 _UNIT_TO_USEC = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+class SignedDuration(click.ParamType):
+    """A duration with a unit that may be negative (a lag), e.g. ``--offset=-2.5s``; integer µs."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            return parse_duration_usec(value, allow_negative=True)
+        except HwlinkError as error:
+            self.fail(str(error), param, ctx)
 
 
 def _read(path: str, lenient: bool = False) -> TSyncFile:
@@ -328,8 +340,9 @@ def _numeric(text: str) -> bool:
 @click.option("--unit", type=click.Choice(["samples", *sorted(_UNIT_TO_USEC)]), default="s", show_default=True,
               help="Unit of the edge and --times values (samples: indices at --rate).")
 @click.option("--column", default=None, help="Column (name or index) in CSV/2-D inputs.")
-@click.option("--offset", "offset_usec", type=DURATION, default=None,
-              help="Expected secondary-minus-master lag (needed for periodic pulses more than half a period apart).")
+@click.option("--offset", "offset_usec", type=SignedDuration(), default=None,
+              help="Expected secondary-minus-master lag, e.g. --offset=-2s (needed for periodic pulses more than "
+                   "half a period apart).")
 @click.option("--max-lag", "max_lag_usec", type=DURATION, default=None,
               help="Largest deviation from --offset searched (default: half the edge interval).")
 @click.option("--min-segment-edges", "segment_edges", default=8, show_default=True, type=click.IntRange(min=2),
