@@ -25,6 +25,7 @@ unit and is used for tolerances and the QC figures in samples.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,7 +322,7 @@ class SimulatedEdges:
 
     master: np.ndarray
     secondary: np.ndarray
-    true_master_of_secondary: Any  # callable: secondary stream time -> true master time
+    true_master_of_secondary: Callable[[Any], np.ndarray]  # secondary stream time -> true master time
     rate_hz: float
 
 
