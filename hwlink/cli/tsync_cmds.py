@@ -251,13 +251,19 @@ def correct_command(input_path: str, tsync_file: str | None, output: str | None,
         elif suffix == ".npy":
             target = Path(output) if output else source.with_name(f"{source.stem}_master.npy")
             values = np.load(source, mmap_mode="r")
-            result = np.empty(values.shape, dtype=np.float64)
-            for start in range(0, values.shape[0] if values.ndim else 0, 1 << 20):
-                piece = np.asarray(values[start:start + (1 << 20)], dtype=np.float64) * scale
-                mapping(piece, out=result[start:start + (1 << 20)])
-                progress(min(start + (1 << 20), values.shape[0]), values.shape[0])
-            np.save(target, result)
+            if values.ndim != 1:
+                raise UserError(f"{source}: expected a 1-D array, got shape {values.shape}")
+            # Both arrays memory-mapped, processed a chunk at a time: memory stays bounded for any size.
+            result = np.lib.format.open_memmap(target, mode="w+", dtype=np.float64, shape=values.shape)
+            for start in range(0, values.shape[0], 1 << 20):
+                piece = np.array(values[start:start + (1 << 20)], dtype=np.float64)
+                if scale != 1.0:
+                    piece *= scale
+                result[start:start + piece.size] = mapping(piece, out=piece)
+                progress(start + piece.size, values.shape[0])
+            result.flush()
             message = f"wrote {target} ({result.size} values)"
+            del result
         elif suffix in _CSV_SUFFIXES:
             if column is None:
                 raise UserError("a CSV input needs --column (a name or 0-based index)")
