@@ -227,8 +227,6 @@ class Engine:
         self._stop.set()
 
     def _open_collection(self) -> None:
-        if self.output.exists() and any(self.output.iterdir()):
-            raise HwlinkError(f"output directory {self.output} exists and is not empty")
         self.collection = Collection.create(self.output, attributes={"experiment": self.experiment.name})
         self._run_dataset = self.collection.create_dataset(RUN_DATASET)
         shutil.copyfile(self.experiment.path, self._run_dataset.set_data_file(
@@ -244,6 +242,8 @@ class Engine:
         """Run until a stop condition; always closes the collection. Raises ExperimentError before recording
         starts if the experiment does not fit together."""
         started_at = 0
+        if self.output.exists() and any(self.output.iterdir()):
+            raise HwlinkError(f"output directory {self.output} exists and is not empty")
         early = [m for m in self.modules.values() if not isinstance(m, ScriptModule)]
         try:
             for module in early:  # boards open before anything is written: a bad URL leaves no collection

@@ -21,6 +21,7 @@ class ExperimentError(ConfigError):
 
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
 _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.\-]+)\s*=""")
 
 
@@ -40,7 +41,7 @@ class LineLocator:
         array_counts: dict[tuple[str, ...], int] = {}
         depth = 0  # inside a multi-line array or inline table: its keys are not table keys
         for number, line in enumerate(text.splitlines(), start=1):
-            stripped = line.split("#", 1)[0] if '"' not in line and "'" not in line else line
+            stripped = _STRING.sub("", line).split("#", 1)[0]  # brackets in strings and comments do not nest
             if depth == 0:
                 header = _HEADER.match(line)
                 if header:

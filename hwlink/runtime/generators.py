@@ -216,7 +216,11 @@ class ToneModule(Module):
 
 
 class PulseTrainModule(Module):
-    """``kind = "pulse-train"``: LineCommand pulses on ``line`` every ``period`` while started."""
+    """``kind = "pulse-train"``: LineCommand pulses on ``line`` every ``period`` while started.
+
+    Its thread sleeps until the next pulse is due (or a ControlCommand changes the plan), so an idle or slow
+    train costs the engine nothing between pulses.
+    """
 
     kind = "pulse-train"
     description = "pulse-train generator"
@@ -233,40 +237,53 @@ class PulseTrainModule(Module):
             raise settings.error("period", "period must be longer than width")
         self.add_input("control", DataType.ControlCommand, self._on_control)
         self.commands = self.add_output("commands", DataType.LineCommand)
-        self._timeline = _Timeline()
-        self._lock = threading.Lock()
-        self._next_pulse: float | None = None
-        self.sent_usec: list[int] = []
-        self._thread: PacedThread | None = None
+        self._changed = threading.Condition()
+        self._next_pulse: int | None = None
+        self._end_usec = float("inf")
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=f"hwlink-{self.name}", daemon=True)
 
     def start(self) -> None:
         self.commands.emit(LineCommand(LineCommandKind.SET_MODE, self.line, flags=LineModeFlags.IS_OUTPUT))
         if self.autostart:
             self._on_control(None, ControlCommand(ControlCommandKind.START))
-        self._thread = PacedThread(f"hwlink-{self.name}", self.ctx.clock, 1_000, self._tick,
-                                   lambda error: self.ctx.fail(self.name, f"pulse train failed: {error}"))
         self._thread.start()
 
     def _on_control(self, port: InPort | None, command: ControlCommand) -> None:
-        with self._lock:
+        with self._changed:
             now = self.ctx.clock.now_usec()
-            self._timeline.apply(command, now)
-            self._next_pulse = now if command.kind == ControlCommandKind.START else None
-
-    def _tick(self, due_usec: int) -> None:
-        with self._lock:
-            now = self.ctx.clock.now_usec()
-            if self._next_pulse is None or now < self._next_pulse:
-                return
-            if not self._timeline.active(np.array([float(now)]))[0]:
+            if command.kind == ControlCommandKind.START:
+                self._next_pulse = now
+                self._end_usec = now + command.duration * 1000 if command.duration > 0 else float("inf")
+            elif command.kind in (ControlCommandKind.PAUSE, ControlCommandKind.STOP):
                 self._next_pulse = None
-                return
-            self._next_pulse += self.period_usec
-        self.sent_usec.append(now)
-        self.commands.emit(LineCommand(LineCommandKind.WRITE_DIGITAL_PULSE, self.line, 1,
-                                       duration_usec=self.width_usec))
+            self._changed.notify()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    while not self._stopping:
+                        due = self._next_pulse
+                        wait = None if due is None else (due - self.ctx.clock.now_usec()) / 1e6
+                        if wait is not None and wait <= 0:
+                            break
+                        self._changed.wait(wait)
+                    if self._stopping:
+                        return
+                    assert self._next_pulse is not None
+                    if self._next_pulse >= self._end_usec:
+                        self._next_pulse = None
+                        continue
+                    self._next_pulse += self.period_usec
+                self.commands.emit(LineCommand(LineCommandKind.WRITE_DIGITAL_PULSE, self.line, 1,
+                                               duration_usec=self.width_usec))
+        except Exception as error:
+            self.ctx.fail(self.name, f"pulse train failed: {error}")
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
