@@ -163,3 +163,16 @@ def test_examples_validate(tmp_path: Path) -> None:
     for example in sorted(EXAMPLES.glob("*.toml")):
         engine = Engine(example, tmp_path / example.stem)
         assert engine.modules, example
+
+
+def test_line_locator_finds_keys_past_multiline_arrays_and_brackets_in_strings() -> None:
+    from hwlink.runtime.experiment import LineLocator
+
+    text = ('[modules.a]\nurl = "sim://?x=[1"  # [ not a table\nfrequencies = [\n  "10Hz",\n  "b]",\n]\n'
+            'kind = "x"\n\n[[connect]]\nfrom = "a.b"\n\n[[connect]]\nto = "c.d"\n')
+    locator = LineLocator(text)
+    assert locator.line(("modules", "a"), "url") == 2
+    assert locator.line(("modules", "a"), "kind") == 7
+    assert locator.line(("connect", "1"), "to") == 13
+    assert locator.line(("connect", "1"), "from") == 12  # missing key: its table's line
+    assert locator.line(("modules", "zzz"), "kind") == 1
