@@ -89,6 +89,8 @@ def test_handshake_reads_firmware_version_and_lines(board: FirmataBoard) -> None
 
 
 def test_digital_output_reaches_the_pin(soft: SoftFirmataBoard, board: FirmataBoard) -> None:
+    seen: list[tuple[int, int, int]] = []
+    soft.on_output = lambda pin, level, at_ns: seen.append((pin, level, at_ns))
     board.set_mode(13, OUT)
     assert soft.wait_for(lambda: soft.pin_mode(13) == fp.PinMode.OUTPUT)
     board.write_digital(13, 1)
@@ -96,6 +98,8 @@ def test_digital_output_reaches_the_pin(soft: SoftFirmataBoard, board: FirmataBo
     board.write_digital(13, 0)
     assert soft.wait_output(13, 0)
     assert (fp.SET_DIGITAL_PIN_VALUE, bytes((13, 1))) in soft.commands  # 2.5 has the single-pin command
+    assert [(pin, level) for pin, level, _ in seen] == [(13, 1), (13, 0)]
+    assert seen[0][2] < seen[1][2]
 
 
 def test_digital_input_reports_changed_pins_only(soft: SoftFirmataBoard, board: FirmataBoard) -> None:
@@ -121,6 +125,10 @@ def test_pullup_input_reads_high(soft: SoftFirmataBoard, board: FirmataBoard) ->
     collector = subscribe(board)
     board.set_mode(8, IN | LineModeFlags.PULL_UP)
     assert soft.wait_for(lambda: soft.pin_mode(8) == fp.PinMode.PULLUP)
+    assert collector.next(8).value == 1
+    soft.set_digital_input(8, 0)  # something pulls it low
+    assert collector.next(8).value == 0
+    soft.release_input(8)  # let go: the pull-up wins again
     assert collector.next(8).value == 1
 
 

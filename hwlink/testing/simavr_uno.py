@@ -106,9 +106,6 @@ class SimavrUno:
         """The output-compare register value (PWM duty 0..255) behind a PWM pin."""
         return int(self.command(f"pwm {pin}").split()[-1])
 
-    def sim_time_usec(self) -> int:
-        return int(re.search(r"sim_us=(\d+)", self.command("time")).group(1))  # type: ignore[union-attr]
-
     # ----- observed output changes ----------------------------------------------------------------------
     def events(self, pin: int | None = None) -> list[PinEvent]:
         with self._lock:
