@@ -318,9 +318,23 @@ inputs = ["2"]
 [modules.lines]
 kind = "recorder"
 
+[modules.sent]
+kind = "recorder"
+
+[modules.controls]
+kind = "recorder"
+
 [[connect]]
 from = "trigger.control"
 to = "pulses.control"
+
+[[connect]]
+from = "trigger.control"
+to = "controls.in"
+
+[[connect]]
+from = "pulses.commands"
+to = "sent.in"
 
 [[connect]]
 from = "pulses.commands"
@@ -338,6 +352,13 @@ to = "lines.in"
     rises = stamps[1:][np.diff(values.astype(int)) == 1]
     assert len(rises) == 10  # START for 1000 ms at 100 ms period
     assert np.all(np.abs(np.diff(rises) - 100_000) < 15_000)
+    collection = edlio.load(str(run.path))  # commands of both kinds recorded as CSV tables
+    header, *commands = list(collection.dataset_by_name("sent").read_data())
+    assert header == ["time_usec", "kind", "line_id", "value", "duration_usec", "flags"]
+    assert commands[0][1:] == ["SET_MODE", "13", "0", "0", "2"]
+    assert [row[1:5] for row in commands[1:]] == [["WRITE_DIGITAL_PULSE", "13", "1", "20000"]] * 10
+    header, *controls = list(collection.dataset_by_name("controls").read_data())
+    assert header == ["time_usec", "kind", "duration_msec", "command"] and controls[0][1:] == ["START", "1000", ""]
 
 
 SPIKE_SOURCE = """
