@@ -40,13 +40,15 @@ def simulate_pairs(
     start_usec: float | None = None,
 ) -> SimulatedPairs:
     """Events every ``1/rate_hz`` of *device* time (a device samples on its own clock), none inside ``gaps``
-    (``(at_usec, length_usec)`` on the master clock). The first event falls at a random phase unless given."""
+    (``(at_usec, length_usec)`` on the master clock). The first event falls ``start_usec`` of device time after
+    master time 0 (a random phase within one period unless given)."""
     rng = np.random.default_rng(seed)
     period = 1e6 / rate_hz
     start = rng.uniform(0, period) if start_usec is None else start_usec
     # device ticks k*period map back to master time through the clock's inverse (Newton on the smooth part)
-    ticks = start + period * np.arange(int(duration_usec / period), dtype=np.float64)
     smooth = DeviceClock(clock.offset_usec, clock.drift_ppm, clock.drift_change_ppm_per_hour)
+    first_tick = float(smooth.device_time(0.0)) + start
+    ticks = first_tick + period * np.arange(int(duration_usec / period) + 1, dtype=np.float64)
     events = ticks - clock.offset_usec
     for _ in range(3):
         events -= (smooth.device_time(events) - ticks) / (1 + clock.drift_ppm * 1e-6)
