@@ -123,7 +123,10 @@ class ScriptModule(Module):
         try:
             while True:
                 for message in self._channel.receive(None):
-                    self._handle(message)
+                    try:
+                        self._handle(message)
+                    except Exception as error:  # a bad message must not end the reader (the worker would hang)
+                        self._fail(f"cannot handle a message from the script: {error!r}")
         except (EOFError, OSError):
             pass
         if not self._closing and not self._failed:
@@ -143,6 +146,8 @@ class ScriptModule(Module):
 
     def _handle(self, message: Message) -> None:
         if message.kind == DATA:
+            if message.port >= len(self._out_order):
+                return  # submitted by module-level code before the ports were known: nothing is connected yet
             port = self.outputs[self._out_order[message.port]]
             if port.targets:
                 port.emit(decode(port.data_type, message.payload))  # type: ignore[arg-type]
