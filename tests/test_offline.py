@@ -260,3 +260,21 @@ def test_assume_sorted_gives_the_same_result_on_sorted_input() -> None:
     mapping = PiecewiseLinearMap(knots, knots * 1.00003 + np.sin(knots))
     values = np.linspace(-5e4, 1.1e6, 300_001)
     assert np.array_equal(mapping(values, assume_sorted=True), mapping(values))
+
+
+@pytest.mark.parametrize("knots_x", [
+    np.linspace(0, 1e6, 50),  # even spacing: the bin table
+    np.array([0.0, 1.0, 1.0 + 1e-6, 5e9, 1e10]),  # a tiny gap: too many bins, binary search instead
+    np.array([-3.0, 7.0, 11.0]),  # one inner knot
+])
+def test_unsorted_values_find_their_segment(knots_x: np.ndarray) -> None:
+    rng = np.random.default_rng(4)
+    knots_y = knots_x * 0.9999 + rng.normal(0, 1, knots_x.size)
+    mapping = PiecewiseLinearMap(knots_x, knots_y)
+    span = knots_x[-1] - knots_x[0]
+    values = np.concatenate([rng.uniform(knots_x[0] - span, knots_x[-1] + span, 5000), knots_x,
+                             np.nextafter(knots_x, -np.inf), np.nextafter(knots_x, np.inf)])
+    values = rng.permutation(values)
+    assert np.allclose(mapping(values), reference_map(knots_x, knots_y, values), rtol=1e-12, atol=1e-6)
+    ends = mapping(np.array([5.0, -np.inf, np.inf, np.nan]))
+    assert ends[1] == (-np.inf if mapping.slopes[0] > 0 else np.inf) and np.isnan(ends[3])

@@ -87,6 +87,7 @@ class PiecewiseLinearMap:
         # Segment k covers [secondary[k], secondary[k+1]); its line is master = slope * t + intercept.
         self.intercepts = knots_y[:self.slopes.size] - self.slopes * knots_x[:self.slopes.size]
         self._inner = knots_x[1:-1]  # boundaries between segments
+        self._bins = _SegmentBins(self._inner)
 
     def __len__(self) -> int:
         return int(self.secondary.size)
@@ -132,7 +133,7 @@ class PiecewiseLinearMap:
             elif assume_sorted or bool(np.all(chunk[1:] >= chunk[:-1])):
                 self._split_sorted(chunk, target, first, last)
             else:  # unsorted across a knot: look up each value's segment
-                segment = np.searchsorted(self._inner, chunk, side="right")
+                segment = self._bins.segments(chunk)
                 np.multiply(chunk, self.slopes[segment], out=target)
                 target += self.intercepts[segment]
         return out
@@ -154,6 +155,44 @@ class PiecewiseLinearMap:
             knots_x = np.array([ends[0], (ends[0] + ends[1]) / 2, ends[1]])
             knots_y = self(knots_x)
         return np.stack([np.rint(knots_x), np.rint(knots_y)], axis=1).astype(np.int64)
+
+
+class _SegmentBins:
+    """Segment index of unsorted values without a binary search per value.
+
+    Equal-width bins narrower than the closest two knots hold at most one knot each, so a table lookup by bin
+    is off by at most one segment, which two comparisons with the neighbouring knots correct. Knots too
+    unevenly spaced for a table of bounded size fall back to ``searchsorted``.
+    """
+
+    _MAX_BINS = 1 << 20
+
+    def __init__(self, inner: np.ndarray) -> None:
+        self.inner = inner
+        self.table: np.ndarray | None = None
+        if inner.size < 2:
+            return
+        spacing = float(np.diff(inner).min())
+        bins = int((inner[-1] - inner[0]) / spacing) + 2
+        if bins > self._MAX_BINS:
+            return
+        self.low = float(inner[0])
+        self.scale = (bins - 1) / float(inner[-1] - inner[0])
+        starts = self.low + np.arange(bins) / self.scale
+        self.table = np.searchsorted(inner, starts, side="right").astype(np.intp)
+        # Segment s is [padded[s], padded[s + 1]); NaN ends compare False, so ±inf values land in the end segments.
+        self.padded = np.concatenate([[np.nan], inner, [np.nan]])
+
+    def segments(self, values: np.ndarray) -> np.ndarray:
+        if self.table is None:
+            return np.searchsorted(self.inner, values, side="right")
+        position = (values - self.low) * self.scale
+        np.fmax(position, 0, out=position)  # fmax/fmin also turn NaN into a valid bin (its result stays NaN)
+        np.fmin(position, self.table.size - 1, out=position)
+        guess = self.table[position.astype(np.intp)]
+        guess -= values < self.padded[guess]
+        guess += values >= self.padded[guess + 1]
+        return guess
 
 
 def _affine(source: np.ndarray, slope: float, intercept: float, target: np.ndarray) -> None:
