@@ -88,7 +88,7 @@ class Engine:
         self.clock_running = False  # time zero has passed: modules may emit data
         self.on_started: Callable[[Engine], None] | None = None
         self.modules = build_modules(self.experiment, self)
-        self._check_static_connections()
+        self._resolve_connections(final=False)  # what can be checked before any script has run
 
     # ----- context offered to modules ---------------------------------------------------------------------
     @property
@@ -169,9 +169,6 @@ class Engine:
             self._run_dataset.add_aux_file(f"{module}.settings", key=f"{module}-settings").write_bytes(data)
 
     # ----- checking ------------------------------------------------------------------------------------------
-    def _check_static_connections(self) -> None:
-        self._resolve_connections(final=False)
-
     def _resolve_connections(self, final: bool) -> list[tuple[Any, Any]]:
         pairs = []
         taken: dict[Any, Any] = {}

@@ -175,7 +175,7 @@ class ScriptModule(Module):
         elif verb == "edl":
             self._answer_storage(fields)
         elif verb == "settings":
-            self.ctx.save_settings(self.name, fields["data"])  # type: ignore[attr-defined]
+            self.ctx.save_settings(self.name, fields["data"])
         elif verb == "busy":
             self._set_priority(True, f"script spins outside await_data ({fields['share']:.0%} of a core): "
                                                   "running it at low priority so driver timestamps stay on time")
@@ -224,7 +224,7 @@ class ScriptModule(Module):
     def _answer_storage(self, fields: dict[str, Any]) -> None:
         assert self._channel is not None
         try:
-            reply = self.ctx.storage_request(self.name, fields)  # type: ignore[attr-defined]
+            reply = self.ctx.storage_request(self.name, fields)
         except Exception as error:
             reply = {"error": str(error)}
         self._channel.send_control("edl-reply", **reply)
@@ -262,7 +262,7 @@ class ScriptModule(Module):
                 self.input_metadata(port, port.source.metadata)
         collection = self.ctx.collection
         self._channel.send_control("prepare", collection_path=str(collection.path) if collection else "",
-                                   run_uuid=self.ctx.run_uuid, module_name=self.name)  # type: ignore[attr-defined]
+                                   run_uuid=self.ctx.run_uuid, module_name=self.name)
         self._wait("ready", PREPARE_TIMEOUT_SEC, "prepare")
 
     def input_metadata(self, port: InPort, metadata: dict[str, Any]) -> None:
