@@ -49,7 +49,6 @@ class SampleCounterSynchronizer:
         self._recorder: SyncPointRecorder | None = None
         self._next_index = 0
         self._last_output: int | None = None
-        self._last_device = 0
         self._started = False
 
     def set_strategies(self, strategies: int) -> None:
@@ -165,6 +164,5 @@ class SampleCounterSynchronizer:
             if indices.size > 1:
                 self._recorder.record(last_device, int(out[-1]), False, estimator.slope)
         self._last_output = int(out[-1])
-        self._last_device = last_device
         self._next_index = last_index + 1
         return out

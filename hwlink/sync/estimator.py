@@ -185,7 +185,6 @@ class DriftEstimator:
         self.prior_slope = 0.0
         self._prior_span = self.min_span_usec  # the new hull's span below which the prior skew is used
         self.resets = 0
-        self.points = 0
         self._active: LowerHull | None = None
         self._pending: LowerHull | None = None
         self._last_secondary: int | None = None
@@ -205,10 +204,6 @@ class DriftEstimator:
                 self._prior_span = max(self.min_span_usec, self.window_usec // 2)
         self._active = self._pending = None
         self._above_streak = 0
-
-    @property
-    def ready(self) -> bool:
-        return self._active is not None
 
     @property
     def span_usec(self) -> int:
@@ -241,7 +236,6 @@ class DriftEstimator:
                 self.resets += 1
                 active = None
         self._last_secondary = secondary
-        self.points += 1
         if active is None:
             active = self._active = LowerHull(secondary, y)
         else:

@@ -134,7 +134,6 @@ class SecondaryClockSynchronizer:
         self._expected_offset = 0
         self._correction = 0
         self._last_output: int | None = None
-        self._last_secondary = 0
         self._last_adjust_correction = 0
         self._recorder: SyncPointRecorder | None = None
 
@@ -316,5 +315,4 @@ class SecondaryClockSynchronizer:
             self._last_adjust_correction = correction
             self._clock_adjust_callback(correction, estimator.skew_ppm)
         self._last_output = output
-        self._last_secondary = secondary
         return output
