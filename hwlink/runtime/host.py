@@ -258,6 +258,7 @@ class Host:
         self.clock = MasterClock(start_ns)
         self.running = True
         if self.failed:
+            self.send_control("started")  # the engine is stopping anyway; do not make it wait
             return
         hook = self._lifecycle("start")
         async_start = self.link is None or self.link.allow_async_start
