@@ -176,7 +176,7 @@ static void open_uart_pty(void) {
     avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF), uart_xoff_hook, NULL);
 }
 
-/* Paces simulated time to wall-clock time, once per simulated millisecond. */
+/* Every tick of simulated time: feed the UART, then wait for wall-clock time to catch up (unless free-running). */
 static avr_cycle_count_t pace(avr_t *core, avr_cycle_count_t when, void *param) {
     (void)core; (void)param;
     feed_uart();
@@ -193,11 +193,12 @@ static avr_cycle_count_t pace(avr_t *core, avr_cycle_count_t when, void *param) 
 }
 
 static int parse_pin(const char *text) {
+    int offset = 0;
     if (text[0] == 'D' || text[0] == 'd') text++;
-    else if (text[0] == 'A' || text[0] == 'a') return atoi(text + 1) + 14;
+    else if (text[0] == 'A' || text[0] == 'a') text++, offset = 14;
     char *end;
-    long pin = strtol(text, &end, 10);
-    return (*end || pin < 0 || pin > 19) ? -1 : (int)pin;
+    long pin = strtol(text, &end, 10) + offset;
+    return (*end || end == text || pin < offset || pin > 19) ? -1 : (int)pin;
 }
 
 static int pwm_register(int pin) {
