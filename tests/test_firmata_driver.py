@@ -20,7 +20,7 @@ from hwlink.drivers import LineMode, open_board
 from hwlink.drivers import firmata_protocol as fp
 from hwlink.drivers.firmata import FirmataBoard
 from hwlink.errors import BoardError, LineError
-from hwlink.lines import LineModeFlags, LineReading
+from hwlink.lines import LineCommand, LineCommandKind, LineModeFlags, LineReading
 from hwlink.testing.firmata_board import BoardProcess, SoftFirmataBoard, uno_capabilities
 
 IN, OUT, AN = LineModeFlags.IS_INPUT, LineModeFlags.IS_OUTPUT, LineModeFlags.ANALOG
@@ -219,6 +219,13 @@ def test_garbage_and_unknown_messages_do_not_stop_readings(soft: SoftFirmataBoar
     assert board.unknown_messages >= 1
     assert soft.wait_for(lambda: "I2C: Too many bytes received" in board.board_strings)
     assert board.error is None
+
+
+def test_device_specific_commands_carry_raw_firmata(soft: SoftFirmataBoard, board: FirmataBoard) -> None:
+    board.submit(LineCommand(LineCommandKind.DEVICE_SPECIFIC, extra=fp.sysex(0x60, (1, 2))))
+    assert soft.wait_for(lambda: (fp.START_SYSEX, bytes((0x60, 1, 2))) in soft.unknown)
+    with pytest.raises(LineError, match="must start with a command byte"):
+        board.submit(LineCommand(LineCommandKind.DEVICE_SPECIFIC, extra=b"\x01\x02"))
 
 
 def test_a_failing_callback_does_not_end_the_reader(soft: SoftFirmataBoard, board: FirmataBoard) -> None:

@@ -35,7 +35,7 @@ from hwlink.drivers import firmata_protocol as fp
 from hwlink.drivers.base import Board
 from hwlink.drivers.lineinfo import LineInfo, LineMode
 from hwlink.errors import BoardError, ConfigError, LineError
-from hwlink.lines import LineModeFlags, LineReading
+from hwlink.lines import LineCommand, LineModeFlags, LineReading
 from hwlink.units import format_usec, parse_duration_usec
 
 log = logging.getLogger(__name__)
@@ -462,9 +462,16 @@ class FirmataBoard(Board):
         self.analog_interval_usec = interval_usec
 
     def send_raw(self, data: bytes) -> None:
-        """Send bytes as they are (sysex for firmware extensions); replies other than readings are ignored."""
+        """Send Firmata messages as they are (e.g. sysex of a firmware extension); replies are not readings."""
+        data = bytes(data)
+        if not data or not data[0] & 0x80:
+            raise LineError("raw Firmata data must start with a command byte (0x80..0xFF)")
         self._check_alive()
-        self._link.write(bytes(data))
+        self._link.write(data)
+
+    def _device_specific(self, command: LineCommand) -> None:
+        """DEVICE_SPECIFIC LineCommands carry raw Firmata messages in ``extra``."""
+        self.send_raw(command.extra)
 
 
 def probe(url: str, timeout_usec: int = 3_000_000) -> fp.Firmware:
