@@ -255,9 +255,9 @@ to = "lines.in"
 
 def test_a_cpu_bound_script_neither_stalls_driver_timestamps_nor_blocks_the_stop(tmp_path: Path) -> None:
     script = write(tmp_path, "spin.py", "import syntalos_mlink as syl\n\n"
-                   "readings = syl.get_input_port('readings')\n\n"
+                   "readings = syl.get_input_port('readings')\nrows = syl.get_output_port('rows')\n\n"
                    "def prepare():\n    readings.on_data = print\n\n"
-                   "def run():\n    while True:\n        pass\n")
+                   "def run():\n    rows.submit(['before spinning'])\n    while True:\n        pass\n")
     experiment = write(tmp_path, "exp.toml", f"""
 [modules.board]
 kind = "board"
@@ -269,9 +269,17 @@ timestamps = "arrival"
 kind = "script"
 script = "{script}"
 inputs = {{ readings = "LineReading" }}
+outputs = {{ rows = "TableRow" }}
 
 [modules.lines]
 kind = "recorder"
+
+[modules.rows]
+kind = "recorder"
+
+[[connect]]
+from = "spin.rows"
+to = "rows.in"
 
 [[connect]]
 from = "board.readings"
@@ -285,6 +293,8 @@ to = "lines.in"
     assert run.result.reason == "duration", run.output
     assert "did not stop" in run.output  # the spinning worker was ended at stop
     assert "spins outside await_data" in run.output  # and ran at low priority meanwhile
+    # what it submitted before spinning left without the script ever returning to the loop
+    assert list(edlio.load(str(run.path)).dataset_by_name("rows").read_data())[1:] == [["before spinning"]]
     with h5py.File(run.path / "lines" / "lines.h5") as readings:
         stamps = readings["timestamps"][1:]  # after the SET_MODE reading
         device = readings["device_timestamps"][1:]

@@ -96,6 +96,7 @@ def run():
 def stop():
     check("counts", counts)
     check("running_at_stop", syl.is_running())
+    rows.submit(["from", "stop"])
 '''
 
 
@@ -154,7 +155,7 @@ to = "table.in"
     assert 1 <= counts["slow"] <= 10 * 2 + 2  # really throttled to 10 items/s
     collection = edlio.load(str(run.path))
     header, *rows = list(collection.group_by_name("checks").dataset_by_name("table").read_data())
-    assert header == ["name", "value"] and rows == [["row", str(i)] for i in range(5)]
+    assert header == ["name", "value"] and rows == [["row", str(i)] for i in range(5)] + [["from", "stop"]]
     own = collection.dataset_by_name("api")
     assert own.attributes["answer"] == 42
     aux = {Path(p).name for entry in own.aux_data for p in entry.part_paths()}

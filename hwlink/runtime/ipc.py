@@ -1,6 +1,6 @@
 """Message channel between the engine and a script worker process: one AF_UNIX stream socket pair.
 
-Why this IPC: a Unix socket pair costs one syscall per message each way (a few µs, far under the 0.5 ms goal),
+Why this IPC: a Unix socket pair costs at most one syscall per message (a few µs, far under the 0.5 ms goal),
 needs no shared-memory bookkeeping, reports a dead peer as EOF at once, and the kernel buffer lets the reader
 take many small messages in one ``recv`` (throughput). Every message is an 8-byte header
 (payload length u32, kind u8, data type u8, port index u16) and a payload: stream items use the compact
