@@ -440,3 +440,54 @@ to = "events.in"
             "('node1', 'electrode A', 102, [3.0, 4.0, 5.0])]") in run.log("counter")
     with h5py.File(run.path / "events" / "events.h5") as events:
         assert list(events["line_ids"][:]) == [0, 1, 2] and list(events["data"][:, 0]) == [1, 1, 1]
+
+
+def test_nidaq_board_signal_blocks_feed_a_processor_and_a_recorder(tmp_path: Path) -> None:
+    """The driver module's signal output, with real nidaqmx Task code against the simulated NI-DAQmx system."""
+    from hwlink.testing.nidaq_sim import SimulatedNidaq
+
+    processor = write(tmp_path, "count.py", "class Counter:\n"
+                      "    def __init__(self, processor, num_channels, sample_rate):\n"
+                      "        print('CHANNELS', num_channels, sample_rate)\n        self.samples = 0\n"
+                      "    def process(self, data):\n        self.samples += data.shape[1]\n        data *= 2\n"
+                      "    def stop_acquisition(self):\n        print('SAMPLES', self.samples)\n")
+    experiment = write(tmp_path, "exp.toml", f"""
+[modules.daq]
+kind = "board"
+url = "nidaq://Dev1?rate=1kHz&block=50"
+inputs = ["ai0", "ai1"]
+sample_rate = "1kHz"
+
+[modules.double]
+kind = "oe-processor"
+script = "{processor}"
+class = "Counter"
+
+[modules.raw]
+kind = "recorder"
+
+[modules.doubled]
+kind = "recorder"
+
+[[connect]]
+from = "daq.signals"
+to = "double.signals-in"
+
+[[connect]]
+from = "daq.signals"
+to = "raw.in"
+
+[[connect]]
+from = "double.signals-out"
+to = "doubled.in"
+""")
+    with SimulatedNidaq():
+        run = run_experiment(experiment, tmp_path / "out", duration="1.2s")
+    assert run.result.ok, run.output
+    assert "CHANNELS 2 1000.0" in run.log("double")
+    with h5py.File(run.path / "raw" / "raw.h5") as raw, h5py.File(run.path / "doubled" / "doubled.h5") as doubled:
+        assert raw["data"].shape[1] == 2 and raw["data"].shape[0] >= 500
+        assert np.all(np.diff(raw["timestamps"][:]) > 0)
+        rows = doubled["data"].shape[0]
+        assert np.allclose(doubled["data"][:], 2 * raw["data"][:rows])
+    assert f"SAMPLES {rows}" in run.log("double")  # every processed block reached the recorder before the stop

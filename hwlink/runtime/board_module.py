@@ -34,6 +34,7 @@ class BoardModule(Module):
         self._input_refs = settings.strings("inputs", [])
         self._output_refs = settings.strings("outputs", [])
         self._pullup = bool(settings.raw("pullup", False))
+        self._sample_rate = settings.frequency_hz("sample_rate", None)
         self._timestamps = settings.text("timestamps", "synchronized")
         if self._timestamps not in ("synchronized", "arrival"):
             raise settings.error("timestamps", "timestamps must be \"synchronized\" or \"arrival\"")
@@ -59,6 +60,12 @@ class BoardModule(Module):
         names = {info.line_id: info.name for info in self.board.lines}
         self.readings.metadata = {"line_names": names, "device_clock": self.board.has_device_clock,
                                   "board": self.url}
+        sampled = [self.board.line(ref) for ref in self._input_refs]
+        sampled = [info for info in sampled if info.analog_in_bits and not info.digital_in]
+        self.signals.metadata = {"channel_names": [info.name for info in sampled], "channel_count": len(sampled),
+                                 "board": self.url}
+        if self._sample_rate is not None:  # the driver's rate, for consumers that need it before data flows
+            self.signals.metadata["sample_rate"] = self._sample_rate
         self._subscriptions.append(self.board.subscribe(self._on_reading, on_error=self._on_board_error))
         self._subscriptions.append(self.board.subscribe_signals(self._on_signals, on_error=self._on_board_error))
 
@@ -66,6 +73,7 @@ class BoardModule(Module):
         self._running = True  # scripts start before sources and send SET_MODE from their start()
         self._delivering = True  # ... and must see what that does, from time zero on
         self.readings.set_metadata(self.readings.metadata)
+        self.signals.set_metadata(self.signals.metadata)
         if self.board is not None and self.board.has_device_clock:
             dataset = self.ctx.dataset(self.name)
             synchronizer = SecondaryClockSynchronizer(id=self.name)

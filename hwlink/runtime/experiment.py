@@ -250,6 +250,8 @@ class Settings:
 
     def frequency_hz(self, key: str, default: Any = _REQUIRED) -> Any:
         value = self._raw(key, default)
+        if value is None:
+            return value
         try:
             return parse_frequency_hz(str(value))
         except ConfigError as error:
