@@ -36,6 +36,7 @@ check("unknown_in", syl.get_input_port("nope"))
 check("unknown_out", syl.get_output_port("nope"))
 check("running_at_load", syl.is_running())
 check("size", tuple(syl.MetaSize(3, 4)))
+check("synonyms", {row["np_format"] for row in syl.list_types_synonyms()} >= {"uint8", "float32"})
 
 
 def count(name):
@@ -144,7 +145,7 @@ to = "table.in"
     assert seen["unknown_in"] is None and seen["unknown_out"] is None
     assert seen["running_at_load"] is False and seen["running_at_start"] is True
     assert seen["running_at_stop"] is False
-    assert seen["size"] == (3, 4)
+    assert seen["size"] == (3, 4) and seen["synonyms"] is True
     assert seen["board_metadata"] == "sim://?d2=square:100Hz"
     assert seen["type_check"] == "SyntalosPyError"
     assert seen["default_block"] == (60, 1, 60)

@@ -48,7 +48,8 @@ __all__ = [
     "SyntalosPyError", "TimeSyncStrategy", "await_data", "get_input_port", "get_output_port", "init_link",
     "is_running", "new_line_command", "println", "raise_error", "register_input_port", "register_output_port",
     "schedule_delayed_call", "time_since_start_msec", "time_since_start_usec", "wait", "wait_sec",
-    "init_clock_synchronizer", "create_default_dataset", "SecondaryClockSynchronizer",
+    "init_clock_synchronizer", "create_default_dataset", "SecondaryClockSynchronizer", "list_types_synonyms",
+    "print_types_synonyms", "create_storage_group", "create_dataset_in_group",
 ]
 
 
@@ -211,6 +212,21 @@ def schedule_delayed_call(delay_msec: int, callable_fn: Callable[[], object]) ->
 
 def println(text: object) -> None:
     print(text, flush=True)
+
+
+_TYPE_SYNONYMS = (  # OpenCV depth <-> numpy dtype, as Syntalos' cvnp binding lists them for Frame.mat
+    ("CV_8U", "uint8"), ("CV_8S", "int8"), ("CV_16U", "uint16"), ("CV_16S", "int16"),
+    ("CV_32S", "int32"), ("CV_32F", "float32"), ("CV_64F", "float64"),
+)
+
+
+def list_types_synonyms() -> list[dict[str, str]]:
+    return [{"cv_depth": depth, "np_format": dtype} for depth, dtype in _TYPE_SYNONYMS]
+
+
+def print_types_synonyms() -> None:
+    for depth, dtype in _TYPE_SYNONYMS:
+        print(f"{depth:8} {dtype}")
 
 
 def raise_error(message: str) -> None:
