@@ -128,10 +128,11 @@ def start_run(tmp_path: Path, text: str) -> tuple[subprocess.Popen[str], Path]:
     raise AssertionError(f"the run did not start: {process.communicate()}")
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_the_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_cleanly_and_keeps_the_data(tmp_path: Path, signum: int) -> None:
     process, output = start_run(tmp_path, GOOD.replace('duration = "1s"\n', ""))
     time.sleep(0.7)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, errors = process.communicate(timeout=20)
     assert process.returncode == 0, errors
     assert "run interrupted" in errors

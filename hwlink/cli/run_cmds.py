@@ -18,7 +18,7 @@ from hwlink.units import format_usec
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Collection directory to create (default: NAME-DATE-TIME in the current directory).")
 def run_command(experiment: Path, duration: int | None, output: Path | None) -> None:
-    """Run EXPERIMENT (a TOML file) until its duration, an error, or Ctrl-C (twice forces)."""
+    """Run EXPERIMENT (a TOML file) until its duration, an error, or Ctrl-C / SIGTERM (twice forces)."""
     from hwlink.runtime import Engine
 
     engine = Engine(experiment, output, duration_usec=duration)
@@ -31,11 +31,12 @@ def run_command(experiment: Path, duration: int | None, output: Path | None) -> 
             engine.request_stop("interrupted")
             click.echo("stopping (Ctrl-C again to force)", err=True)
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous = {signum: signal.signal(signum, on_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = engine.run()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     where = result.collection_path or "(nothing recorded)"
     click.echo(f"run {result.reason} after {format_usec(result.duration_usec)}; collection: {where}", err=True)
     if result.failure is not None:
