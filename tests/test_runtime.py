@@ -491,3 +491,28 @@ to = "doubled.in"
         rows = doubled["data"].shape[0]
         assert np.allclose(doubled["data"][:], 2 * raw["data"][:rows])
     assert f"SAMPLES {rows}" in run.log("double")  # every processed block reached the recorder before the stop
+
+
+def test_a_module_that_cannot_start_fails_the_run_cleanly(tmp_path: Path) -> None:
+    experiment = write(tmp_path, "exp.toml", """
+[modules.camera]
+kind = "camera"
+
+[modules.video]
+kind = "recorder"
+
+[modules.board]
+kind = "board"
+url = "sim://"
+inputs = ["DAC0"]
+
+[[connect]]
+from = "camera.frames"
+to = "video.in"
+""")
+    run = run_experiment(experiment, tmp_path / "out", duration="5s")
+    assert run.result.reason == "failed" and "DAC0" in run.result.failure
+    assert run.engine.failed_module == "board"
+    assert edlio.load(str(run.path)).dataset_by_name("hwlink-run") is not None
+    camera = run.engine.modules["camera"]
+    assert camera not in run.engine._started_modules or not camera._thread._thread.is_alive()

@@ -85,6 +85,7 @@ class Engine:
         self._run_log: TextIO | None = None
         self._run_dataset: Dataset | None = None
         self._started = False
+        self._started_modules: list[Module] = []
         self.clock_running = False  # time zero has passed: modules may emit data
         self.on_started: Callable[[Engine], None] | None = None
         self.modules = build_modules(self.experiment, self)
@@ -263,7 +264,7 @@ class Engine:
                 for module in self._flow_order():
                     if self.failure is not None or self._stop.is_set():
                         break
-                    module.prepare()
+                    self._step(module, module.prepare)
             if self.failure is None and not self._stop.is_set():
                 self._start()
                 started_at = self.clock.now_usec()
@@ -285,7 +286,8 @@ class Engine:
         for module in [m for m in reversed(order) if not m.is_source] + [m for m in order if m.is_source]:
             if self.failure is not None:
                 return
-            module.start()
+            self._started_modules.append(module)
+            self._step(module, module.start)
         self._started = True
         self.log("engine", "started", "engine")
         if self.on_started is not None:
@@ -302,8 +304,8 @@ class Engine:
 
     def _shutdown(self) -> None:
         order = self._flow_order()
-        if self._started:
-            for module in [m for m in order if m.is_source] + [m for m in order if not m.is_source]:
+        for module in [m for m in order if m.is_source] + [m for m in order if not m.is_source]:
+            if module in self._started_modules:
                 self._guard(module, module.stop)
         for module in order:
             self._guard(module, module.close)
@@ -315,6 +317,15 @@ class Engine:
             self._run_log = None
         if self.collection is not None:
             self.collection.close()
+
+    def _step(self, module: Module, step: Callable[[], None]) -> None:
+        """A module that cannot prepare or start (a device refusing a line mode, a full disk) fails the run."""
+        try:
+            step()
+        except ExperimentError:
+            raise
+        except HwlinkError as error:
+            self.fail(module.name, str(error))
 
     def _guard(self, module: Module, step: Callable[[], None]) -> None:
         """Stopping continues past a module that fails to stop: the rest of the data must be closed."""
