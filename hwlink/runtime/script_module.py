@@ -46,7 +46,7 @@ class ScriptModule(Module):
         super().__init__(spec, ctx)
         settings = Settings(spec)
         self.script = settings.path("script")
-        if self.script.suffix != ".py" and not self.script.is_file():
+        if not self.script.is_file():
             raise settings.error("script", f"script {self.script} is not a file")
         self._declare_ports(settings)
         self.nice = settings.integer("nice", 0, minimum=0)
@@ -96,7 +96,7 @@ class ScriptModule(Module):
         )
         worker_end.close()
         if self.nice:
-            os.setpriority(os.PRIO_PROCESS, self._process.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
+            os.setpriority(os.PRIO_PROCESS, self._process.pid, self._base_priority)
         self._channel = Channel(engine_end, blocking_send=False)
         self._spawn(self._read_messages, "messages")
         self._spawn(lambda: self._read_output(self._process.stdout, "stdout"), "stdout")  # type: ignore[union-attr]
