@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import edlio
+import numpy as np
 import h5py
 import pytest
 from click.testing import CliRunner
@@ -177,3 +178,16 @@ def test_line_locator_finds_keys_past_multiline_arrays_and_brackets_in_strings()
     assert locator.line(("connect", "1"), "to") == 13
     assert locator.line(("connect", "1"), "from") == 12  # missing key: its table's line
     assert locator.line(("modules", "zzz"), "kind") == 1
+
+
+@pytest.mark.parametrize("example", ["pulse_train", "pulse_on_rise"])
+def test_simulated_examples_run(tmp_path: Path, example: str) -> None:
+    result = CliRunner().invoke(cli, ["run", str(EXAMPLES / f"{example}.toml"), "--duration", "1200ms",
+                                      "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    dataset = "edges" if example == "pulse_train" else "lines"
+    with h5py.File(tmp_path / "out" / dataset / f"{dataset}.h5") as readings:
+        lines, values = readings["line_ids"][:], readings["data"][:, 0]
+    watched = 2 if example == "pulse_train" else 7  # the loopback of line 13
+    rises = np.flatnonzero(np.diff(values[lines == watched].astype(int)) == 1)
+    assert len(rises) >= 2  # pulses arrived (100 ms train; one per rise of the 2 Hz input)
