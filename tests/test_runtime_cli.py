@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import edlio
-import numpy as np
 import h5py
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
