@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -215,3 +216,13 @@ def test_disconnect_during_a_pulse_train_reports_through_the_train(open_sim) -> 
     assert train.wait(2)
     assert train.cancelled or train.error is not None
     assert train.achieved_widths_usec.size < 50
+
+
+def test_pulse_thread_asks_for_real_time_priority(open_sim) -> None:
+    """Under CPU contention only real-time priority keeps edges on time; root (as in CI) is granted it."""
+    board = open_sim()
+    board.set_mode(13, LineModeFlags.IS_OUTPUT)
+    assert board.pulse(13, 1_000).wait(2)
+    thread = next(t for t in threading.enumerate() if t.name == "hwlink-pulses")
+    policy = os.sched_getscheduler(thread.native_id)
+    assert policy == (os.SCHED_FIFO if os.geteuid() == 0 else os.SCHED_OTHER)

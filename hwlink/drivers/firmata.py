@@ -34,6 +34,7 @@ from hwlink.drivers import BoardDescription
 from hwlink.drivers import firmata_protocol as fp
 from hwlink.drivers.base import Board
 from hwlink.drivers.lineinfo import LineInfo, LineMode
+from hwlink.drivers.realtime import make_thread_timely
 from hwlink.errors import BoardError, ConfigError, LineError
 from hwlink.lines import LineCommand, LineModeFlags, LineReading
 from hwlink.units import format_usec, parse_duration_usec
@@ -153,6 +154,7 @@ class FirmataLink:
             raise BoardError(f"{self.url}: write failed: {error}") from None
 
     def _run(self) -> None:
+        make_thread_timely()  # arrival stamps are only as good as this thread's wake-up
         port = self.port
         while not self._closing:
             try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import ctypes
 import os
 import select
 import threading
@@ -22,9 +21,9 @@ from collections.abc import Callable
 import numpy as np
 
 from hwlink.clock import MasterClock
+from hwlink.drivers.realtime import make_thread_timely
 
 SPIN_WINDOW_NS = 600_000
-PR_SET_TIMERSLACK = 29
 
 
 class PulseTrain:
@@ -186,7 +185,7 @@ class EdgeScheduler:
         return planned, train, index
 
     def _run(self) -> None:
-        _reduce_timer_slack()
+        make_thread_timely()
         while (item := self._next_due()) is not None:
             _, train, index = item
             value = train.on_value if index % 2 == 0 else train.off_value
@@ -214,10 +213,3 @@ class EdgeScheduler:
                     following = queue.popleft()
                     self._activate(following, max(following.requested_start_usec, self._clock.now_usec()))
 
-
-def _reduce_timer_slack() -> None:
-    """Ask Linux to wake this thread within 1 µs of its timeout instead of the default 50 µs."""
-    try:
-        ctypes.CDLL(None).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the spin window absorbs the larger slack
