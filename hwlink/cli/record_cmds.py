@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
 from hwlink.errors import BoardError, LineError
 from hwlink.lines import LineModeFlags, LineReading, SignalBlock
 from hwlink.sync.secondary import SecondaryClockSynchronizer
+from hwlink.sync.tsync import TSyncTruncationWarning, read_tsync
 
 EVENT_HEADER = ["time_usec", "value", "device_time_usec"]
 PROGRESS_INTERVAL_S = 0.5
@@ -352,16 +354,14 @@ def drain_inbox(inbox: queue.SimpleQueue[Any], recorder: Recorder, timeout: floa
 # ----- hwlink edl ------------------------------------------------------------------------------------------
 def _tsync_reader() -> dict[str, FileReader]:
     """tsync files are read by hwlink.sync (a peer layer of hwlink.edl), so the CLI plugs it in."""
-    try:
-        from hwlink.sync.tsync import read_tsync
-    except ImportError:
-        return {}
 
     def read(path: Path) -> tuple[int, tuple[int, int] | None, list[str]]:
-        tsync = read_tsync(path, lenient=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TSyncTruncationWarning)  # reported below as a problem instead
+            tsync = read_tsync(path, lenient=True)
         problems = []
         if tsync.truncation is not None:
-            problems.append(f"truncated: {tsync.truncation.describe()}")
+            problems.append(tsync.truncation.describe())
         if tsync.bad_blocks:
             problems.append(f"corrupt block(s) {tsync.bad_blocks}")
         usec_per_unit = tsync.time_units[1].usec_per_unit or 1.0  # time2 is the master side (µs or ms)
