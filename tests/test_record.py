@@ -63,8 +63,9 @@ def test_recorded_data_and_clock_sync_agree(recording: Path) -> None:
     assert 150 <= rows <= 400  # 5 ms sampling for 1.2 s
     assert (np.diff(content["timestamps"]) >= 0).all()
     assert (content["line_ids"] == 14).all() and content["data"].max() <= 1023
-    # the device clock runs 2 s ahead: timestamps are mapped onto the master clock, arrival stays raw
-    assert (content["device_timestamps"] - content["timestamps"] > 1_900_000).all()
+    # the device clock has its own offset (2 s at board open) and 200 ppm drift: mapped onto the master clock,
+    # the difference stays constant within the drift over 1.2 s plus sync noise
+    assert np.ptp(content["device_timestamps"] - content["timestamps"]) < 2_000
     lag = content["arrival_timestamps"] - content["timestamps"]
     assert (lag >= 0).all() and np.median(lag) < 1000
     # interpolating the tsync aux file at the device times reproduces the recorded timestamps
