@@ -96,25 +96,21 @@ class LowerHull:
     def centroid_edge(self, previous: float | None = None) -> int:
         """Index of the hull edge spanning the mean x (the LP optimum), -1 with a single vertex.
 
-        When that is one of the two newest edges and there is an earlier one, the one whose slope is closer to
-        ``previous`` wins: with a slowly sweeping latency floor (USB frame phase against the sample
-        clock) the floor shows only now and then, and the newest stretch may be a flat stair of the sweep.
+        When that is one of the three newest edges (the newest vertices may be latency spikes) and there is an
+        earlier one, the one whose slope is closer to ``previous`` wins: with a slowly sweeping latency floor
+        (USB frame phase against the sample clock) the floor shows only now and then, and the stretch after its
+        last appearance may be a flat stair of the sweep, not the clock.
         """
         xs, ys = self.xs, self.ys
         last = len(xs) - 2
         if last < 0:
             return -1
-        i = bisect_right(xs, self.sum_x / self.count) - 1
-        if i > last:
-            i = last
-        elif i < 0:
-            i = 0
-        if i >= last - 1 and i > 0 and previous is not None:  # the newest point may be a spike vertex
-            slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
-            earlier = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
-            if abs(earlier - previous) < abs(slope - previous):
-                return i - 1
-        return i
+        i = min(max(bisect_right(xs, self.sum_x / self.count) - 1, 0), last)
+        if previous is None or i == 0 or i < last - 2:
+            return i
+        slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
+        earlier = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
+        return i - 1 if abs(earlier - previous) < abs(slope - previous) else i
 
     def edge_slope(self, i: int) -> float:
         xs, ys = self.xs, self.ys
@@ -257,7 +253,7 @@ class DriftEstimator:
         floor (USB frame phase against the sample clock) for skew; the full one has seen more of it."""
         if active.span >= 2 * self.window_usec:
             return True
-        slope_active, slope_pending = active.centroid_slope(), pending.centroid_slope()
+        slope_active, slope_pending = active.centroid_slope(self._s), pending.centroid_slope(self._s)
         return slope_active is not None and slope_pending is not None \
             and abs(slope_active - slope_pending) <= SKEW_AGREEMENT
 
