@@ -518,3 +518,37 @@ to = "video.in"
     assert edlio.load(str(run.path)).dataset_by_name("hwlink-run") is not None
     camera = run.engine.modules["camera"]
     assert camera not in run.engine._started_modules or not camera._thread._thread.is_alive()
+
+
+def test_a_script_that_does_not_keep_up_stops_the_run_before_memory_runs_out(tmp_path: Path) -> None:
+    script = write(tmp_path, "slow.py", "import time\nimport syntalos_mlink as syl\n\n"
+                   "frames = syl.get_input_port('frames')\n\n"
+                   "def prepare():\n    frames.on_data = lambda frame: time.sleep(1)\n")
+    experiment = write(tmp_path, "exp.toml", f"""
+[modules.camera]
+kind = "camera"
+fps = "200Hz"
+width = 320
+height = 240
+
+[modules.video]
+kind = "recorder"
+
+[modules.slow]
+kind = "script"
+script = "{script}"
+inputs = {{ frames = "Frame" }}
+max_backlog_mb = 2
+
+[[connect]]
+from = "camera.frames"
+to = "video.in"
+
+[[connect]]
+from = "camera.frames"
+to = "slow.frames"
+""")
+    run = run_experiment(experiment, tmp_path / "out", duration="20s")
+    assert run.result.reason == "failed" and "does not keep up" in run.result.failure
+    assert run.result.duration_usec < 10_000_000
+    assert recorded_frames(run.path) >= 20

@@ -28,6 +28,8 @@ PREPARE_TIMEOUT_SEC = 60.0
 STOP_TIMEOUT_SEC = 5.0
 EXIT_TIMEOUT_SEC = 3.0
 LOW_PRIORITY_NICE = 19
+DEFAULT_MAX_BACKLOG_MB = 256  # queued for a script that does not keep up: then the run stops, rather than run
+#                               the machine out of memory and lose everything
 
 
 class WorkerFailed(Exception):
@@ -55,6 +57,7 @@ class ScriptModule(Module):
         self.cpu_guard = settings.raw("cpu_guard", True)
         if not isinstance(self.cpu_guard, bool):
             raise settings.error("cpu_guard", "cpu_guard must be true or false")
+        self.max_backlog_bytes = settings.integer("max_backlog_mb", DEFAULT_MAX_BACKLOG_MB, minimum=1) << 20
         raw_settings = settings.raw("settings")
         settings.finish(self.description)
         if raw_settings is None:
@@ -233,6 +236,10 @@ class ScriptModule(Module):
         if self._channel is None or self._failed:
             return
         data_type = port.data_type
+        if self._channel.backlog_bytes > self.max_backlog_bytes:
+            self._fail(f"script does not keep up with its input: {self._channel.backlog_bytes >> 20} MB queued for "
+                       "it (max_backlog_mb)")
+            return
         try:
             self._channel.send(data_message(self._in_index[port.name], int(data_type),  # type: ignore[arg-type]
                                             encode(data_type, item)))  # type: ignore[arg-type]
