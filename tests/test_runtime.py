@@ -223,15 +223,37 @@ def test_raise_error_stops_the_run(tmp_path: Path) -> None:
     assert recorded_frames(run.path) >= 10
 
 
+CRASH = ("import os\nimport syntalos_mlink as syl\n\n"
+         "frames = syl.get_input_port('frames')\n\ndef prepare():\n    frames.on_data = on_frame\n\n"
+         "def on_frame(frame):\n    if frame.index == 10:\n        os._exit(7)\n")
+
+
 def test_a_crashing_script_process_does_not_take_the_engine_down(tmp_path: Path) -> None:
-    script = write(tmp_path, "crash.py", "import os\nimport syntalos_mlink as syl\n\n"
-                   "frames = syl.get_input_port('frames')\n\ndef prepare():\n    frames.on_data = on_frame\n\n"
-                   "def on_frame(frame):\n    if frame.index == 10:\n        os._exit(7)\n")
+    script = write(tmp_path, "crash.py", CRASH)
     run = run_experiment(write(tmp_path, "exp.toml", CAMERA_AND_SCRIPT.format(script=script)), tmp_path / "out",
                          duration="10s")
     assert run.result.reason == "failed"
     assert "exited unexpectedly (exit code 7)" in run.result.failure
     assert recorded_frames(run.path) >= 10
+
+
+def test_with_on_error_continue_the_run_goes_on_without_the_crashed_script(tmp_path: Path) -> None:
+    script = write(tmp_path, "crash.py", CRASH)
+    text = CAMERA_AND_SCRIPT.format(script=script).replace(
+        'outputs = { commands = "LineCommand" }', 'outputs = { commands = "LineCommand" }\non_error = "continue"')
+    run = run_experiment(write(tmp_path, "exp.toml", text), tmp_path / "out", duration="1.5s")
+    assert run.result.reason == "duration" and run.result.failure is None
+    assert "FAILED, the run continues without it: script process exited unexpectedly (exit code 7)" in run.output
+    assert recorded_frames(run.path) >= 60  # 50 fps for the whole 1.5 s
+
+
+def test_raise_error_stops_the_run_even_with_on_error_continue(tmp_path: Path) -> None:
+    script = write(tmp_path, "stopper.py", "import syntalos_mlink as syl\n\n"
+                   "def start():\n    syl.schedule_delayed_call(200, lambda: syl.raise_error('stop now'))\n")
+    text = CAMERA_AND_SCRIPT.format(script=script).replace(
+        'outputs = { commands = "LineCommand" }', 'outputs = { commands = "LineCommand" }\non_error = "continue"')
+    run = run_experiment(write(tmp_path, "exp.toml", text), tmp_path / "out", duration="10s")
+    assert run.result.reason == "failed" and run.result.failure == "stop now"
 
 
 def test_a_failing_board_stops_the_run_and_keeps_its_readings(tmp_path: Path) -> None:

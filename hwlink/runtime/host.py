@@ -159,13 +159,14 @@ class Host:
             outputs=[(p.name, int(p.data_type)) for p in self._output_list],
         )
 
-    def report_error(self, message: str) -> None:
-        """The first error fails the run; later ones are only printed."""
+    def report_error(self, message: str, explicit: bool = False) -> None:
+        """The first error fails the module (``explicit``: raise_error, which always stops the run); later ones
+        are only printed."""
         if self.failed:
             print(message, file=sys.stderr, flush=True)
             return
         self.failed = True
-        self.send_control("error", message=message)
+        self.send_control("error", message=message, explicit=explicit)
 
     def guarded(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call user code; an exception fails the run with the user's traceback."""

@@ -231,7 +231,7 @@ def print_types_synonyms() -> None:
 
 def raise_error(message: str) -> None:
     """Fail the run with ``message`` (the engine stops every module and keeps the data recorded so far)."""
-    _the_host().report_error(str(message)[:2048])
+    _the_host().report_error(str(message)[:2048], explicit=True)
 
 
 # ----- EDL storage (the engine owns the collection; these are handles onto its directories) --------------

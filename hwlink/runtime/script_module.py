@@ -58,6 +58,9 @@ class ScriptModule(Module):
         if not isinstance(self.cpu_guard, bool):
             raise settings.error("cpu_guard", "cpu_guard must be true or false")
         self.max_backlog_bytes = settings.integer("max_backlog_mb", DEFAULT_MAX_BACKLOG_MB, minimum=1) << 20
+        self.on_error = settings.text("on_error", "stop")
+        if self.on_error not in ("stop", "continue"):
+            raise settings.error("on_error", 'on_error must be "stop" or "continue"')
         raw_settings = settings.raw("settings")
         settings.finish(self.description)
         if raw_settings is None:
@@ -141,9 +144,14 @@ class ScriptModule(Module):
         for event in self._events.values():
             event.set()
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, explicit: bool = False) -> None:
+        """Fail the run, or with ``on_error = "continue"`` only this module once the run has started (a script's
+        ``raise_error`` always stops the run: it asks for exactly that)."""
         self._failed = True
-        self.ctx.fail(self.name, message)
+        if self.on_error == "continue" and not explicit and self.ctx.clock_running:
+            self.ctx.log(self.name, f"FAILED, the run continues without it: {message}", "error")
+        else:
+            self.ctx.fail(self.name, message)
         for event in self._events.values():
             event.set()
 
@@ -170,7 +178,7 @@ class ScriptModule(Module):
         elif verb in ("ready", "started", "stopped"):
             self._events[verb].set()
         elif verb == "error":
-            self._fail(fields["message"])
+            self._fail(fields["message"], explicit=fields.get("explicit", False))
         elif verb == "throttle":
             port = self.inputs.get(fields["port"])
             if port is not None:
