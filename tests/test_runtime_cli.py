@@ -115,6 +115,8 @@ def test_run_command_records_and_reports(tmp_path: Path) -> None:
     run_dataset = collection.dataset_by_name("hwlink-run")
     assert [p.name for p in run_dataset.data.part_paths()] == ["exp.toml"]  # the experiment file itself
     assert (tmp_path / "out" / "speaker" / "speaker.wav").is_file()
+    verified = CliRunner().invoke(cli, ["edl", "verify", str(tmp_path / "out")])
+    assert verified.exit_code == 0 and "0 error(s), 0 warning(s)" in verified.output, verified.output
 
 
 def start_run(tmp_path: Path, text: str) -> tuple[subprocess.Popen[str], Path]:

@@ -228,7 +228,7 @@ class Engine:
         self.collection = Collection.create(self.output, attributes={"experiment": self.experiment.name})
         self._run_dataset = self.collection.create_dataset(RUN_DATASET)
         shutil.copyfile(self.experiment.path, self._run_dataset.set_data_file(
-            self.experiment.path.name, summary="the experiment file of this run", media_type="application/toml"))
+            self.experiment.path.name, summary="the experiment file of this run"))
         self._run_log = open(self._run_dataset.add_aux_file("run.log", key="run-log", summary="engine log"), "w")
         for module in self.modules.values():
             if isinstance(module, ScriptModule):

@@ -175,8 +175,7 @@ class ToneModule(Module):
 
     def prepare(self) -> None:
         dataset = self.ctx.dataset(self.name)
-        path = dataset.set_data_file(f"{self.name}.wav", summary=f"tone {self.frequency:g} Hz as played",
-                                     media_type="audio/wav")
+        path = dataset.set_data_file(f"{self.name}.wav", summary=f"tone {self.frequency:g} Hz as played")
         self._wav = wave.open(str(path), "wb")
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)

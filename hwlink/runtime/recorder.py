@@ -99,7 +99,7 @@ class RecorderModule(Module):
             header = metadata.get("table_header") or [f"column{n}" for n in range(len(first))]
             self._writer = dataset.table_writer([str(h) for h in header])
         elif data_type == DataType.Frame:
-            path = dataset.set_data_file(f"{dataset.name}.h5", summary="video frames", media_type="application/x-hdf5")
+            path = dataset.set_data_file(f"{dataset.name}.h5", summary="video frames")
             self._frame_writer = _FrameWriter(path)
             if "framerate" in metadata:
                 dataset.set_attribute("framerate", float(metadata["framerate"]))
