@@ -2,9 +2,28 @@
 
 Scripts written for Syntalos' ``syntalos_mlink`` and Open Ephys Python Processor scripts run unmodified, each
 in a worker process of its own (``hwlink.runtime.host``). See README "Experiments" for the file format.
+
+The names below load on first use, so a script worker (which imports ``hwlink.runtime.host``) does not pay for
+the engine's imports (EDL writers, h5py, drivers).
 """
 
-from hwlink.runtime.engine import MODULE_KINDS, Engine, RunResult
-from hwlink.runtime.experiment import ExperimentError, load_experiment
+from __future__ import annotations
 
-__all__ = ["Engine", "ExperimentError", "MODULE_KINDS", "RunResult", "load_experiment"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Engine": "hwlink.runtime.engine",
+    "MODULE_KINDS": "hwlink.runtime.engine",
+    "RunResult": "hwlink.runtime.engine",
+    "ExperimentError": "hwlink.runtime.experiment",
+    "load_experiment": "hwlink.runtime.experiment",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'hwlink.runtime' has no attribute {name!r}")
