@@ -140,7 +140,9 @@ def test_pulses_do_not_block_and_widths_are_measured(open_sim) -> None:
     assert not train.done
     assert train.wait(3)
     planned = train.planned_usec
-    assert np.all(np.diff(planned[0::2]) == 40_000) and np.all(planned[1::2] - planned[0::2] == 20_000)
+    # Rising edges on a 40 ms grid from the real start; each fall planned from its own achieved rise.
+    assert np.all(np.diff(planned[0::2]) == 40_000) and planned[0] == train.achieved_usec[0]
+    assert np.all(planned[1::2] - train.achieved_usec[0::2] == 20_000)
     widths = train.achieved_widths_usec
     assert widths.shape == (5,)
     errors = np.abs(widths - 20_000)

@@ -3,9 +3,10 @@
 A board owns one scheduler thread. It sleeps until shortly before the next edge and spins for the last
 stretch, because every blocking wait overshoots by tens of microseconds (and now and then milliseconds).
 
-A train starts as soon as the thread gets to it; its later edges are planned from the *achieved* first edge,
-so a late wake-up delays the whole train a little but never distorts its widths or period. Trains on the
-same line run one after another.
+A train starts as soon as the thread gets to it; its later rising edges are planned from the *achieved* first
+edge and every falling edge from its own achieved rising edge, so a late wake-up shifts a pulse a little
+but never shortens it, and lateness does not accumulate over a train. Trains on the same line run one
+after another.
 """
 
 from __future__ import annotations
@@ -202,7 +203,9 @@ class EdgeScheduler:
                 if self._active.get(train.line_id) is not train:
                     continue  # cancelled while this edge was being written
                 if index == 0:
-                    train._plan(achieved)  # later edges keep their spacing from the real start
+                    train._plan(achieved)  # later rising edges keep their spacing from the real start
+                if index % 2 == 0:
+                    train.planned_usec[index + 1] = achieved + train.width_usec  # a late rise keeps its width
                 if index + 1 < 2 * train.count:
                     self._push(train, index + 1)
                     continue
