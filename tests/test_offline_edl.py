@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hwlink.cli.main import cli
 from hwlink.edl import NO_DEVICE_TIME, Collection, read_table
 from hwlink.sync.offline import OfflineError, SyncPointMap
-from hwlink.sync.offline_edl import correct_edl_dataset, dataset_mapping, open_dataset
+from hwlink.edl_correction import correct_edl_dataset, dataset_mapping, open_dataset
 from hwlink.sync.tsync import TSyncFileMode, TSyncWriter
 from tests.conftest import SHARED
 

@@ -226,7 +226,7 @@ def correct_command(input_path: str, tsync_file: str | None, output: str | None,
     rate_hz = parse_frequency_hz(rate) if rate is not None else None
     source = Path(input_path)
     if source.is_dir() and tsync_file is None:
-        from hwlink.sync.offline_edl import dataset_mapping, open_dataset
+        from hwlink.edl_correction import dataset_mapping, open_dataset
 
         mapping = dataset_mapping(open_dataset(source), rate_hz=rate_hz)
     elif tsync_file is None:
@@ -237,7 +237,7 @@ def correct_command(input_path: str, tsync_file: str | None, output: str | None,
     suffix = source.suffix.lower()
     with _progress_bar(source.name) as progress:
         if source.is_dir():
-            from hwlink.sync.offline_edl import correct_edl_dataset
+            from hwlink.edl_correction import correct_edl_dataset
 
             written = correct_edl_dataset(source, mapping=mapping, output_dir=output, column=column or 0,
                                           hdf5_dataset=dataset, scale=scale, progress=progress)

@@ -4,6 +4,8 @@ Syntalos (and hwlink recorders) store a stream's clock-sync file next to its dat
 type is ``tsync``. This module builds the mapping from those files the way edlio's Intan loader does (all
 SYNCPOINTS parts stacked in part order) or, for a CONTINUOUS file, the index table, and applies it to the
 dataset's CSV and HDF5 data parts.
+
+It lives above both ``hwlink.sync`` and ``hwlink.edl`` (as the CLI and runtime do) so those two stay independent.
 """
 
 from __future__ import annotations
