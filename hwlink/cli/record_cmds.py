@@ -122,6 +122,12 @@ class Recorder:
         for subscription in [*self.subscriptions, *self.line_subscriptions.values()]:
             subscription.cancel()
 
+    def flush_clock_sync(self) -> None:
+        """Sync points reach the disk as often as the data does, so a crash keeps the mapping of what was kept."""
+        for stream in self.lines.values():
+            if stream.sync is not None:
+                stream.sync.flush()
+
     def _add_line(self, info: LineInfo) -> LineStream:
         mode = self.modes[info.line_id]
         dataset = self.collection.create_dataset(info.name)
@@ -307,10 +313,12 @@ def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineMode
                     outcome = "stopped"
                     break
                 now = time.monotonic()
-                if not quiet and now >= progress_due:
+                if now >= progress_due:
                     progress_due = now + PROGRESS_INTERVAL_S
-                    line = recorder.progress(now - started)
-                    click.echo(f"\r{line}" if tty else line, err=True, nl=not tty)
+                    recorder.flush_clock_sync()
+                    if not quiet:
+                        line = recorder.progress(now - started)
+                        click.echo(f"\r{line}" if tty else line, err=True, nl=not tty)
         finally:
             recorder.stop()
             if tty and not quiet:

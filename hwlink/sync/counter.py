@@ -112,6 +112,11 @@ class SampleCounterSynchronizer:
         self._started = True
         return True
 
+    def flush(self) -> None:
+        """Put the sync points so far on disk, so a crashed recording keeps its mapping (WRITE_TSYNCFILE)."""
+        if self._recorder is not None:
+            self._recorder.flush()
+
     def stop(self) -> None:
         if self._recorder is not None:
             self._recorder.close()

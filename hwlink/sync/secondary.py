@@ -98,6 +98,14 @@ class SyncPointRecorder:
         self.writer.add(device_usec, master_usec)
         self._row = (device_usec, master_usec, slope)
 
+    def flush(self) -> None:
+        """Make the rows so far, up to the latest pair, survive a crash (the file stays open)."""
+        if self._previous is not None and self._row is not None:
+            self.writer.add(*self._previous)  # on the line through the last row, so its slope still holds
+            self._row = (*self._previous, self._row[2])
+            self._previous = None
+        self.writer.flush()
+
     def close(self) -> None:
         if self._previous is not None:
             self.writer.add(*self._previous)
@@ -260,6 +268,11 @@ class SecondaryClockSynchronizer:
             self._recorder = SyncPointRecorder(self._tsync_path, f"hwlink::{self.id}", self._tolerance_usec)
         self._started = True
         return True
+
+    def flush(self) -> None:
+        """Put the sync points so far on disk, so a crashed recording keeps its mapping (WRITE_TSYNCFILE)."""
+        if self._recorder is not None:
+            self._recorder.flush()
 
     def stop(self) -> None:
         """Write the last pair and close the tsync file; safe to call more than once."""
