@@ -43,6 +43,7 @@ from hwlink.clock import MasterClock
 from hwlink.drivers import BoardDescription
 from hwlink.drivers.base import Board
 from hwlink.drivers.lineinfo import LineInfo, LineMode
+from hwlink.drivers.realtime import make_thread_timely
 from hwlink.errors import BoardError, ConfigError
 from hwlink.lines import LineReading
 from hwlink.sync.clockmodel import DeviceClock, LatencyModel, parse_latency, parse_steps
@@ -390,6 +391,7 @@ class SimBoard(Board):
                 self._cond.acquire()
 
     def _device_loop(self) -> None:
+        make_thread_timely()  # it stamps arrivals, and must not hold the GIL while preempted (pulse thread waits)
         with self._cond:
             while self._running:
                 if not self._events:
