@@ -145,7 +145,7 @@ def test_lines_have_stable_ids_and_ni_names(board: NidaqBoard) -> None:
     assert nidaq_line_id("port2/line7") == 207 and nidaq_line_id("ai15") == 1015
     ids = [info.line_id for info in board.lines]
     assert ids[:3] == [0, 1, 2] and 131 not in ids and 207 in ids
-    assert board.line("port1/line3").line_id == 103 is board.line("PFI3").line_id
+    assert board.line("port1/line3").line_id == 103 == board.line("PFI3").line_id
     assert board.line("Dev1/ai2").line_id == 1002 == board.line("1002").line_id
     assert board.line("ai0").analog_in_bits == 16 and board.line("ai0").modes()[0].value == "analog-in"
     assert board.line("ao1").analog_out_max == 65535 and board.line("ao1").line_id == 2001

@@ -200,6 +200,13 @@ class Board:
               level: int = 1) -> PulseTrain:
         """Schedule ``count`` pulses of ``width_usec`` every ``period_usec``; returns at once."""
         info = self.line(line)
+        self._check_pulse(info, width_usec, count, period_usec)
+        on_value = 1 if level else 0
+        train = PulseTrain(info.line_id, int(width_usec), int(count), int(period_usec), on_value, 1 - on_value)
+        return self._edge_scheduler().schedule(train, self.clock.now_usec())
+
+    def _check_pulse(self, info: LineInfo, width_usec: int, count: int, period_usec: int) -> None:
+        """Refuse a pulse train the line or its arguments cannot give, before anything is scheduled."""
         self._require_mode(info, (LineMode.DIGITAL_OUT,), "pulse")
         if width_usec <= 0:
             raise LineError(f"pulse width must be positive, got {width_usec} µs")
@@ -208,9 +215,6 @@ class Board:
         if count > 1 and period_usec <= width_usec:
             raise LineError(f"pulse period ({period_usec} µs) must exceed the width ({width_usec} µs)")
         self._check_alive()
-        on_value = 1 if level else 0
-        train = PulseTrain(info.line_id, int(width_usec), int(count), int(period_usec), on_value, 1 - on_value)
-        return self._edge_scheduler().schedule(train, self.clock.now_usec())
 
     def analog_pulse(self, line: int | str, value: int, duration_usec: int) -> PulseTrain:
         """Drive an analog output at ``value`` for ``duration_usec``, then back to 0 (non-blocking)."""

@@ -582,14 +582,7 @@ class NidaqBoard(Board):
                     why = "active-low pulses need the host scheduler" if not level else "its counter is busy"
                     raise LineError(f"cannot pulse counter line {info.label}: {why}")
                 return super().pulse(line, width_usec, count, period_usec, level)
-            self._require_mode(info, (LineMode.DIGITAL_OUT,), "pulse")
-            if width_usec <= 0:
-                raise LineError(f"pulse width must be positive, got {width_usec} µs")
-            if count < 1:
-                raise LineError(f"pulse count must be at least 1, got {count}")
-            if count > 1 and period_usec <= width_usec:
-                raise LineError(f"pulse period ({period_usec} µs) must exceed the width ({width_usec} µs)")
-            self._check_alive()
+            self._check_pulse(info, width_usec, count, period_usec)
             if self._scheduler is not None:
                 self._scheduler.cancel_line(info.line_id)
             return self._counter_train(info, counter, int(width_usec), int(count), int(period_usec))

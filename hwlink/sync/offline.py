@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hwlink.errors import HwlinkError
-from hwlink.sync.tsync import TSyncFile, TSyncFileMode, TSyncTimeUnit, read_tsync
+from hwlink.sync.tsync import TSyncFile, TSyncFileMode, read_tsync
 
 __all__ = [
     "OfflineError", "PiecewiseLinearMap", "SyncPointMap", "IndexTable", "TimeMapping", "load_mapping",
