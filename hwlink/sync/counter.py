@@ -13,22 +13,15 @@ followed like any other, and stopping writes the real last pair.
 from __future__ import annotations
 
 import math
-import warnings
-from pathlib import Path
 
 import numpy as np
 
 from hwlink.errors import ConfigError
 from hwlink.sync.estimator import DriftEstimator
-from hwlink.sync.secondary import (
-    SECONDARY_CLOCK_TOLERANCE_USEC,
-    SyncPointRecorder,
-    TimeSyncStrategy,
-    random_sync_id,
-)
+from hwlink.sync.secondary import SyncPointOutput, TimeSyncStrategy
 
 
-class SampleCounterSynchronizer:
+class SampleCounterSynchronizer(SyncPointOutput):
     """Sample index -> master time (µs, int64) with drift estimation, for blocks arriving at master times.
 
     Strategies: with ``SHIFT_TIMESTAMPS_FWD`` or ``_BWD`` (default both) samples get estimated times; with
@@ -39,22 +32,17 @@ class SampleCounterSynchronizer:
     def __init__(self, sample_rate_hz: float, id: str | None = None) -> None:  # noqa: A002 - Syntalos name
         if not sample_rate_hz > 0 or not math.isfinite(sample_rate_hz):
             raise ConfigError(f"sample rate must be positive, got {sample_rate_hz}")
+        super().__init__(id)
         self.sample_rate_hz = float(sample_rate_hz)
-        self.id = id or random_sync_id()
         self.usec_per_sample = 1e6 / self.sample_rate_hz
-        self._strategies = TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD | TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD
-        self._tolerance_usec = SECONDARY_CLOCK_TOLERANCE_USEC
-        self._tsync_path: Path | None = None
         self._estimator = DriftEstimator()
-        self._recorder: SyncPointRecorder | None = None
         self._next_index = 0
         self._last_output: int | None = None
-        self._started = False
 
     def set_strategies(self, strategies: int) -> None:
         if self._started:
             raise ConfigError("cannot change the strategies of a running synchronizer")
-        self._strategies = TimeSyncStrategy(int(strategies))
+        self._strategy_bits = int(TimeSyncStrategy(int(strategies)))
 
     def set_tolerance(self, tolerance_usec: int) -> None:
         if int(tolerance_usec) <= 0:
@@ -62,22 +50,6 @@ class SampleCounterSynchronizer:
         self._tolerance_usec = int(tolerance_usec)
 
     set_tolerance_usec = set_tolerance
-
-    def set_tsync_file_path(self, path: str | Path | None) -> None:
-        """As on :class:`SecondaryClockSynchronizer`: a path sets WRITE_TSYNCFILE, an empty one clears it."""
-        if self._started:
-            raise ConfigError("cannot change the tsync file of a running synchronizer")
-        if path is None or str(path) == "":
-            self._tsync_path = None
-            self._strategies &= ~TimeSyncStrategy.WRITE_TSYNCFILE
-            return
-        path = Path(path)
-        self._tsync_path = path if path.suffix == ".tsync" else path.with_name(path.name + ".tsync")
-        self._strategies |= TimeSyncStrategy.WRITE_TSYNCFILE
-
-    @property
-    def strategies(self) -> TimeSyncStrategy:
-        return self._strategies
 
     @property
     def is_calibrated(self) -> bool:
@@ -100,35 +72,6 @@ class SampleCounterSynchronizer:
     @property
     def samples_seen(self) -> int:
         return self._next_index
-
-    def start(self) -> bool:
-        if self._started:
-            warnings.warn(f"synchronizer {self.id}: cannot be restarted", RuntimeWarning, stacklevel=2)
-            return False
-        if self._strategies & TimeSyncStrategy.WRITE_TSYNCFILE:
-            if self._tsync_path is None:
-                raise ConfigError(f"synchronizer {self.id}: WRITE_TSYNCFILE needs set_tsync_file_path(path)")
-            self._recorder = SyncPointRecorder(self._tsync_path, f"hwlink::{self.id}", self._tolerance_usec)
-        self._started = True
-        return True
-
-    def flush(self) -> None:
-        """Put the sync points so far on disk, so a crashed recording keeps its mapping (WRITE_TSYNCFILE)."""
-        if self._recorder is not None:
-            self._recorder.flush()
-
-    def stop(self) -> None:
-        if self._recorder is not None:
-            self._recorder.close()
-            self._recorder = None
-
-    def __enter__(self) -> SampleCounterSynchronizer:
-        if not self._started:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def process_block(self, master_usec: int, sample_count: int, first_index: int | None = None) -> np.ndarray:
         """Master timestamps of ``sample_count`` samples received at ``master_usec``.
@@ -156,7 +99,7 @@ class SampleCounterSynchronizer:
         last_device = int(round(last_index * self.usec_per_sample))
         estimator = self._estimator
         event = estimator.add(last_device, master)
-        if self._strategies & (TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD | TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD):
+        if self._strategy_bits & (TimeSyncStrategy.SHIFT_TIMESTAMPS_FWD | TimeSyncStrategy.SHIFT_TIMESTAMPS_BWD):
             times = estimator.line.master(device)
         else:
             times = master - (last_index - indices) * self.usec_per_sample

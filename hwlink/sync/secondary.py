@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable
 from enum import IntFlag
 from pathlib import Path
+from typing import Self
 
 from hwlink.errors import ConfigError
 from hwlink.sync.estimator import DriftEstimator
@@ -113,7 +114,80 @@ class SyncPointRecorder:
         self.writer.close()
 
 
-class SecondaryClockSynchronizer:
+class SyncPointOutput:
+    """What both synchronizers share: an id, strategy bits, a tolerance and the optional tsync file of sync points."""
+
+    def __init__(self, id: str | None) -> None:  # noqa: A002 - Syntalos name
+        self.id = id or random_sync_id()
+        self._strategy_bits = _FWD | _BWD  # a plain int: IntFlag operators cost a microsecond each
+        self._tolerance_usec = SECONDARY_CLOCK_TOLERANCE_USEC
+        self._tsync_path: Path | None = None
+        self._recorder: SyncPointRecorder | None = None
+        self._started = False
+        self._stopped = False
+
+    def set_tsync_file_path(self, path: str | Path | None) -> None:
+        """Where WRITE_TSYNCFILE writes (``.tsync`` appended if missing); like Syntalos' basename setter,
+        a path sets WRITE_TSYNCFILE and an empty one clears it."""
+        if self._started and not self._stopped:
+            raise ConfigError("cannot change the tsync file of a running synchronizer")
+        if path is None or str(path) == "":
+            self._tsync_path = None
+            self._strategy_bits &= ~_TSYNC
+            return
+        path = Path(path)
+        self._tsync_path = path if path.suffix == ".tsync" else path.with_name(path.name + ".tsync")
+        self._strategy_bits |= _TSYNC
+
+    @property
+    def strategies(self) -> TimeSyncStrategy:
+        return TimeSyncStrategy(self._strategy_bits)
+
+    @property
+    def tolerance_usec(self) -> int:
+        return self._tolerance_usec
+
+    @property
+    def tsync_file_path(self) -> Path | None:
+        return self._tsync_path
+
+    def _begin(self) -> bool:
+        """Open the tsync output (with WRITE_TSYNCFILE); False if this instance already ran."""
+        if self._started:
+            warnings.warn(f"synchronizer {self.id}: cannot be restarted", RuntimeWarning, stacklevel=3)
+            return False
+        if self._strategy_bits & _TSYNC:
+            if self._tsync_path is None:
+                raise ConfigError(f"synchronizer {self.id}: WRITE_TSYNCFILE needs set_tsync_file_path(path)")
+            self._recorder = SyncPointRecorder(self._tsync_path, f"hwlink::{self.id}", self._tolerance_usec)
+        self._started = True
+        return True
+
+    def flush(self) -> None:
+        """Put the sync points so far on disk, so a crashed recording keeps its mapping (WRITE_TSYNCFILE)."""
+        if self._recorder is not None:
+            self._recorder.flush()
+
+    def stop(self) -> None:
+        """Write the last pair and close the tsync file; safe to call more than once."""
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+        self._stopped = True
+
+    def start(self) -> bool:
+        return self._begin()
+
+    def __enter__(self) -> Self:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class SecondaryClockSynchronizer(SyncPointOutput):
     """Maps (master receive time, device time) pairs to corrected master timestamps, modelling offset and drift.
 
     Differences from Syntalos on purpose: output is corrected from the first pair (``is_calibrated`` once the
@@ -122,16 +196,11 @@ class SecondaryClockSynchronizer:
     """
 
     def __init__(self, expected_frequency_hz: float = 0, id: str | None = None) -> None:  # noqa: A002 - Syntalos name
-        self.id = id or random_sync_id()
-        self._strategy_bits = _FWD | _BWD  # a plain int: IntFlag operators cost a microsecond each
-        self._tolerance_usec = SECONDARY_CLOCK_TOLERANCE_USEC
+        super().__init__(id)
         self._calibration_points = DEFAULT_CALIBRATION_POINTS
         self._expected_frequency_hz = 0.0
-        self._tsync_path: Path | None = None
         self._clock_adjust_callback: Callable[[int, float], None] | None = None
         self._min_latency_usec = 0
-        self._started = False
-        self._stopped = False
         self._reset_state()
         if expected_frequency_hz > 0:
             self.set_expected_clock_frequency_hz(expected_frequency_hz)
@@ -143,7 +212,6 @@ class SecondaryClockSynchronizer:
         self._correction = 0
         self._last_output: int | None = None
         self._last_adjust_correction = 0
-        self._recorder: SyncPointRecorder | None = None
 
     # -- configuration (locked once calibrated, as in Syntalos) ---------------------------------------------
 
@@ -189,32 +257,11 @@ class SecondaryClockSynchronizer:
             self._min_latency_usec = int(latency_usec)
             self._estimator.min_latency_usec = self._min_latency_usec
 
-    def set_tsync_file_path(self, path: str | Path | None) -> None:
-        """Where WRITE_TSYNCFILE writes (``.tsync`` appended if missing); like Syntalos' basename setter,
-        a path sets WRITE_TSYNCFILE and an empty one clears it."""
-        if self._started and not self._stopped:
-            raise ConfigError("cannot change the tsync file of a running synchronizer")
-        if path is None or str(path) == "":
-            self._tsync_path = None
-            self._strategy_bits &= ~_TSYNC
-            return
-        path = Path(path)
-        self._tsync_path = path if path.suffix == ".tsync" else path.with_name(path.name + ".tsync")
-        self._strategy_bits |= _TSYNC
-
     def set_clock_adjust_callback(self, callback: Callable[[int, float], None] | None) -> None:
         """``callback(clock_correction_offset_usec, skew_ppm)``, called under ADJUST_CLOCK (see module doc)."""
         self._clock_adjust_callback = callback
 
     # -- read-only state ------------------------------------------------------------------------------------
-
-    @property
-    def strategies(self) -> TimeSyncStrategy:
-        return TimeSyncStrategy(self._strategy_bits)
-
-    @property
-    def tolerance_usec(self) -> int:
-        return self._tolerance_usec
 
     @property
     def calibration_points_count(self) -> int:
@@ -223,10 +270,6 @@ class SecondaryClockSynchronizer:
     @property
     def expected_clock_frequency_hz(self) -> float:
         return self._expected_frequency_hz
-
-    @property
-    def tsync_file_path(self) -> Path | None:
-        return self._tsync_path
 
     @property
     def is_calibrated(self) -> bool:
@@ -258,36 +301,9 @@ class SecondaryClockSynchronizer:
 
     def start(self) -> bool:
         """Reset and (with WRITE_TSYNCFILE) open the tsync file. One run per instance, as in Syntalos."""
-        if self._started:
-            warnings.warn(f"synchronizer {self.id}: cannot be restarted", RuntimeWarning, stacklevel=2)
-            return False
-        self._reset_state()
-        if self._strategy_bits & _TSYNC:
-            if self._tsync_path is None:
-                raise ConfigError(f"synchronizer {self.id}: WRITE_TSYNCFILE needs set_tsync_file_path(path)")
-            self._recorder = SyncPointRecorder(self._tsync_path, f"hwlink::{self.id}", self._tolerance_usec)
-        self._started = True
-        return True
-
-    def flush(self) -> None:
-        """Put the sync points so far on disk, so a crashed recording keeps its mapping (WRITE_TSYNCFILE)."""
-        if self._recorder is not None:
-            self._recorder.flush()
-
-    def stop(self) -> None:
-        """Write the last pair and close the tsync file; safe to call more than once."""
-        if self._recorder is not None:
-            self._recorder.close()
-            self._recorder = None
-        self._stopped = True
-
-    def __enter__(self) -> SecondaryClockSynchronizer:
         if not self._started:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+            self._reset_state()
+        return self._begin()
 
     def process_timestamp(self, master_usec: int, secondary_usec: int) -> int:
         """The corrected master timestamp (µs) of a message the device stamped ``secondary_usec``."""
