@@ -78,6 +78,34 @@ def test_heavy_one_sided_latency_does_not_bias_the_envelope() -> None:
     assert np.mean(pairs.master_usec - pairs.event_usec) > 1000
 
 
+def test_a_stair_of_the_floor_ending_at_the_newest_point_is_not_taken_for_the_skew() -> None:
+    """Corners of a sweeping floor at 0 s and 99 s (-10 ppm), then a flat stair up to the newest floor point and
+    three spike vertices after it: the centroid edge is the stair, but its end is not confirmed yet."""
+    hull = LowerHull(0, 0)
+    for x in range(10_000, 199_000_001, 10_000):
+        hull.add(x, 0 if x < 99_000_000 else -990)
+    for x, y in ((199_020_000, 400), (199_030_000, 1_500), (199_040_000, 7_000)):
+        hull.add(x, y)
+    assert hull.xs[:3] == [0, 99_000_000, 199_000_000] and len(hull.xs) == 6
+    assert hull.centroid_edge(-10e-6) == 1  # without confirmation: the flat stair (0 ppm)
+    assert hull.centroid_edge(-10e-6, unconfirmed_usec=1_000_000) == 0
+    assert hull.edge_slope(0) == pytest.approx(-10e-6)
+
+
+def test_sweeping_usb_frame_phase_gives_no_glitch_after_a_window_hand_over() -> None:
+    """1 kHz at 10 ppm against 1 ms USB frames: the floor sweeps one frame per 100 s in flat stairs. After a
+    hand-over the younger hull (150-200 s) must not take the newest stair for the skew (this run glitched by
+    1.05 ms for 5 s at 489 s before)."""
+    pairs = simulate_pairs(1000, 700_000_000, DeviceClock(drift_ppm=10),
+                           parse_latency("usb:1ms").with_spikes("0.05:5ms-20ms"), seed=4)
+    estimator = DriftEstimator()
+    estimates, events = run(estimator, pairs)
+    assert not any(events)
+    settled = pairs.event_usec > 200e6  # two corners of the sweep seen
+    error = estimates[settled] - pairs.event_usec[settled]
+    assert np.abs(error).max() < 100  # the 50 µs floor, nothing else
+
+
 def test_warm_up_is_seconds_not_minutes() -> None:
     pairs = pairs_for(rate=30, minutes=0.5, drift=100)
     estimates, _ = run(DriftEstimator(), pairs)

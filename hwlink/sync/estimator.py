@@ -10,11 +10,13 @@ the skew (drift), its value at ``x`` the earliest possible arrival, i.e. the eve
 
 Online (:class:`DriftEstimator`): two staggered hulls (a full one used for output and a younger one that
 replaces it once the full one spans the window and their skews agree) follow slow drift changes with O(window)
-memory; each point costs amortised O(1) (monotone-chain stack) plus an O(log hull) bisection. A point far *below*
-the line, a sustained run far *above* it (twice the threshold, at least 16 points over 250 ms), or a device
-timestamp going backwards means the device clock stepped: the hulls restart, and a skew measured over at least a
-minute is kept for the next half window. Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP
-line, fitted with numpy over whole arrays, windowed and cross-faded, with the same kind of step detection.
+memory; after a hand-over, a centroid edge whose end no later floor point confirms yet (a flat stair of a sweeping
+USB frame phase) gives way to the neighbouring edge closer to the previous skew. Each point costs amortised O(1)
+(monotone-chain stack) plus an O(log hull) bisection. A point far *below* the line, a sustained run far *above* it
+(twice the threshold, at least 16 points over 250 ms), or a device timestamp going backwards means the device
+clock stepped: the hulls restart, and a skew measured over at least a minute is kept for the next half window.
+Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP line, fitted with numpy over whole arrays,
+windowed and cross-faded, with the same kind of step detection.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ DEFAULT_STEP_STREAK = 16
 STEP_BACK_MIN_USEC = 250_000  # a run above the envelope must last this long to count as a step back
 TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute is kept across a clock step
 SKEW_AGREEMENT = 2e-6  # 2 ppm: the younger hull takes over only when it agrees this well
+UNCONFIRMED_USEC = 1_000_000  # a hull edge ending this close to the newest point may be a stair of the floor
 DEFAULT_MAX_SKEW = 1e-2  # 1 %: beyond even ceramic resonators (Arduino Uno ~0.5 %); steeper is start-up noise
 
 
@@ -93,20 +96,22 @@ class LowerHull:
     def span(self) -> int:
         return self.last_x
 
-    def centroid_edge(self, previous: float | None = None) -> int:
+    def centroid_edge(self, previous: float | None = None, unconfirmed_usec: int = 0) -> int:
         """Index of the hull edge spanning the mean x (the LP optimum), -1 with a single vertex.
 
-        When that is one of the three newest edges (the newest vertices may be latency spikes) and there is an
-        earlier one, the one whose slope is closer to ``previous`` wins: with a slowly sweeping latency floor
-        (USB frame phase against the sample clock) the floor shows only now and then, and the stretch after its
-        last appearance may be a flat stair of the sweep, not the clock.
+        When that is one of the three newest edges (the newest vertices may be latency spikes) or ends within
+        ``unconfirmed_usec`` of the newest point (no later floor point confirms its end; a few spikes after it
+        push it further back than three edges), and there is an earlier one, the one whose slope is closer to
+        ``previous`` wins: with a slowly sweeping latency floor (USB frame phase against the sample clock) the
+        floor shows only now and then, and the stretch after its last appearance may be a flat stair of the
+        sweep, not the clock.
         """
         xs, ys = self.xs, self.ys
         last = len(xs) - 2
         if last < 0:
             return -1
         i = min(max(bisect_right(xs, self.sum_x / self.count) - 1, 0), last)
-        if previous is None or i == 0 or i < last - 2:
+        if previous is None or i == 0 or i < last - 2 and xs[i + 1] < self.last_x - unconfirmed_usec:
             return i
         slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
         earlier = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
@@ -116,9 +121,9 @@ class LowerHull:
         xs, ys = self.xs, self.ys
         return (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
 
-    def centroid_slope(self, previous: float | None = None) -> float | None:
+    def centroid_slope(self, previous: float | None = None, unconfirmed_usec: int = 0) -> float | None:
         """Slope of :meth:`centroid_edge`, None with a single vertex."""
-        i = self.centroid_edge(previous)
+        i = self.centroid_edge(previous, unconfirmed_usec)
         return None if i < 0 else self.edge_slope(i)
 
     def support(self, slope: float) -> tuple[int, int]:
@@ -183,6 +188,9 @@ class DriftEstimator:
         self.resets = 0
         self._active: LowerHull | None = None
         self._pending: LowerHull | None = None
+        # an unconfirmed newest edge yields to the previous skew only once a hull has spanned the window: before
+        # that the previous skew may be an edge from the arbitrary first point, and preferring it would lock it in
+        self._unconfirmed_usec = 0
         self._last_secondary: int | None = None
         self._above_streak = 0
         self._above_since = 0
@@ -199,6 +207,7 @@ class DriftEstimator:
                 # a step does not change the device's rate: keep the well-measured skew for half a window
                 self._prior_span = max(self.min_span_usec, self.window_usec // 2)
         self._active = self._pending = None
+        self._unconfirmed_usec = 0
         self._above_streak = 0
 
     @property
@@ -241,6 +250,7 @@ class DriftEstimator:
                 pending.add(secondary, y)
             if active.span >= self.window_usec and pending is not None and self._pending_agrees(active, pending):
                 self._active, active = pending, pending
+                self._unconfirmed_usec = UNCONFIRMED_USEC
                 self._pending = LowerHull(secondary, y)
             elif pending is None and active.span >= self.window_usec // 2:
                 self._pending = LowerHull(secondary, y)
@@ -253,12 +263,13 @@ class DriftEstimator:
         floor (USB frame phase against the sample clock) for skew; the full one has seen more of it."""
         if active.span >= 2 * self.window_usec:
             return True
-        slope_active, slope_pending = active.centroid_slope(self._s), pending.centroid_slope(self._s)
+        slope_active, slope_pending = active.centroid_slope(self._s, self._unconfirmed_usec), \
+            pending.centroid_slope(self._s, self._unconfirmed_usec)
         return slope_active is not None and slope_pending is not None \
             and abs(slope_active - slope_pending) <= SKEW_AGREEMENT
 
     def _update_line(self, hull: LowerHull) -> None:
-        edge = hull.centroid_edge(self._s) if hull.last_x >= self._prior_span else -1
+        edge = hull.centroid_edge(self._s, self._unconfirmed_usec) if hull.last_x >= self._prior_span else -1
         if edge >= 0:
             slope = hull.edge_slope(edge)
             if -self.max_skew <= slope <= self.max_skew:  # the edge's own vertex supports its line
