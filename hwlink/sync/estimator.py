@@ -9,12 +9,15 @@ summed gap (the linear-programming estimator of Moon, Skelly & Towsley; ML under
 the skew (drift), its value at ``x`` the earliest possible arrival, i.e. the event's master time plus ``d_min``.
 
 Online (:class:`DriftEstimator`): two staggered hulls (a full one used for output and a younger one that
-replaces it once the full one spans the window and their skews agree) follow slow drift changes with O(window)
-memory; after a hand-over, a centroid edge whose end no later floor point confirms yet (a flat stair of a sweeping
-USB frame phase) gives way to the neighbouring edge closer to the previous skew. Each point costs amortised O(1)
+replaces it once the full one spans the window, the younger one half of it, and their skews agree) follow slow
+drift changes with O(window) memory; a centroid edge among the newest, or after a hand-over one whose end no later
+floor point confirms yet (a flat stair of a sweeping USB frame phase), gives way to the neighbouring edge closer to
+the previous skew (before the first hand-over only while the points stay near that skew's line). Each point costs amortised O(1)
 (monotone-chain stack) plus an O(log hull) bisection. A point far *below* the line, a sustained run far *above* it
-(twice the threshold, at least 16 points over 250 ms), or a device timestamp going backwards means the device
-clock stepped: the hulls restart, and a skew measured over at least a minute is kept for the next half window.
+(twice the threshold, at least 16 points over 250 ms, starting right after a point near the line: an offset jump,
+not residuals creeping up under a wrong skew), or a device timestamp going backwards means the device clock
+stepped: the hulls restart, and a skew that a hull edge measured over at least a minute is kept for the next half
+window (a prior or a start-up edge is not: kept from reset to reset, it would never be re-measured).
 Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP line, fitted with numpy over whole arrays,
 windowed and cross-faded, with the same kind of step detection.
 """
@@ -185,6 +188,7 @@ class DriftEstimator:
         self.min_latency_usec = int(min_latency_usec)
         self.prior_slope = 0.0
         self._prior_span = self.min_span_usec  # the new hull's span below which the prior skew is used
+        self._measured = False  # the current skew is a hull edge's slope, not the prior or the max-skew clamp
         self.resets = 0
         self._active: LowerHull | None = None
         self._pending: LowerHull | None = None
@@ -194,6 +198,11 @@ class DriftEstimator:
         self._last_secondary: int | None = None
         self._above_streak = 0
         self._above_since = 0
+        self._near_at = 0  # device time of the newest point within the threshold of the line
+        self._far_count = 0  # points since then
+        self._above_abrupt = False  # the current run above the line began right after such a point
+        # the current skew has let the points drift away from the line: it loses its claim as the previous skew
+        self._skew_doubted = False
         # the lower envelope, cached after each add: arrival floor = secondary + _c + _s * (secondary - _xr)
         self._xr = 0
         self._c = 0.0
@@ -201,14 +210,18 @@ class DriftEstimator:
 
     def reset(self) -> None:
         """Forget every point (keeping the learned skew as the prior for the next start)."""
+        self._prior_span = self.min_span_usec
         if self._active is not None and self._active.span >= self.min_span_usec:
             self.prior_slope = self._s
-            if self._active.span >= TRUSTED_PRIOR_SPAN_USEC:
-                # a step does not change the device's rate: keep the well-measured skew for half a window
+            if self._measured and self._active.span >= TRUSTED_PRIOR_SPAN_USEC:
+                # a step does not change the device's rate: keep the well-measured skew for half a window (only
+                # one the hull measured itself: a prior carried on from reset to reset would never be re-measured)
                 self._prior_span = max(self.min_span_usec, self.window_usec // 2)
         self._active = self._pending = None
         self._unconfirmed_usec = 0
         self._above_streak = 0
+        self._far_count = 0
+        self._skew_doubted = False
 
     @property
     def span_usec(self) -> int:
@@ -225,13 +238,23 @@ class DriftEstimator:
                 event = EstimatorEvent.BACKWARDS
             else:
                 residual = y - (self._c + self._s * (secondary - self._xr))
+                if residual <= self.step_threshold_usec:
+                    self._near_at = secondary
+                    self._far_count = 0
+                else:
+                    self._far_count += 1
+                    if self._far_count >= self.step_streak and secondary - self._near_at >= STEP_BACK_MIN_USEC:
+                        self._skew_doubted = True
                 if residual < -self.step_threshold_usec:
                     event = EstimatorEvent.STEP_FORWARD
                 elif residual > 2 * self.step_threshold_usec:
                     if not self._above_streak:
                         self._above_since = secondary
+                        # an offset jump lifts the points at once; a wrong skew lets them creep up through the
+                        # band between one and two thresholds, and restarting would only re-measure it wrongly
+                        self._above_abrupt = secondary - self._near_at <= STEP_BACK_MIN_USEC
                     self._above_streak += 1
-                    if self._above_streak >= self.step_streak \
+                    if self._above_streak >= self.step_streak and self._above_abrupt \
                             and secondary - self._above_since >= STEP_BACK_MIN_USEC:
                         event = EstimatorEvent.STEP_BACK
                 else:
@@ -248,7 +271,8 @@ class DriftEstimator:
             pending = self._pending
             if pending is not None:
                 pending.add(secondary, y)
-            if active.span >= self.window_usec and pending is not None and self._pending_agrees(active, pending):
+            if active.span >= self.window_usec and pending is not None \
+                    and pending.span >= self.window_usec // 2 and self._pending_agrees(active, pending):
                 self._active, active = pending, pending
                 self._unconfirmed_usec = UNCONFIRMED_USEC
                 self._pending = LowerHull(secondary, y)
@@ -263,19 +287,29 @@ class DriftEstimator:
         floor (USB frame phase against the sample clock) for skew; the full one has seen more of it."""
         if active.span >= 2 * self.window_usec:
             return True
-        slope_active, slope_pending = active.centroid_slope(self._s, self._unconfirmed_usec), \
-            pending.centroid_slope(self._s, self._unconfirmed_usec)
+        slope_active, slope_pending = active.centroid_slope(self._previous_skew, self._unconfirmed_usec), \
+            pending.centroid_slope(self._previous_skew, self._unconfirmed_usec)
         return slope_active is not None and slope_pending is not None \
             and abs(slope_active - slope_pending) <= SKEW_AGREEMENT
 
+    @property
+    def _previous_skew(self) -> float | None:
+        """The skew a doubtful newest edge yields to; before the first hand-over, not once the points have drifted
+        away from its line: it may be a steep edge from the arbitrary first point, and preferring it would lock it
+        in. (After a hand-over the previous skew is the full hull's, and a flat stair of a sweeping floor can lift
+        the points just as well.)"""
+        return None if self._skew_doubted and not self._unconfirmed_usec else self._s
+
     def _update_line(self, hull: LowerHull) -> None:
-        edge = hull.centroid_edge(self._s, self._unconfirmed_usec) if hull.last_x >= self._prior_span else -1
+        edge = hull.centroid_edge(self._previous_skew, self._unconfirmed_usec) \
+            if hull.last_x >= self._prior_span else -1
         if edge >= 0:
             slope = hull.edge_slope(edge)
             if -self.max_skew <= slope <= self.max_skew:  # the edge's own vertex supports its line
                 self._xr = hull.x0 + hull.xs[edge]
                 self._c = hull.y0 + hull.ys[edge]
                 self._s = slope
+                self._measured = True
                 return
             slope = self.max_skew if slope > 0 else -self.max_skew
         else:
@@ -284,6 +318,7 @@ class DriftEstimator:
         self._xr = hull.x0 + vx
         self._c = hull.y0 + vy
         self._s = slope
+        self._measured = False
 
     @property
     def slope(self) -> float:
