@@ -181,15 +181,9 @@ class TSyncTruncation:
 # The file as read
 
 @dataclass
-class TSyncFile:
-    """A tsync file's header and its pairs.
+class TSyncHeader:
+    """What a tsync file's header says; ``block_term`` is the block terminator of the file's variant."""
 
-    ``times`` is an ``(n, 2)`` int64 array: column 0 is time1 (``time_names[0]``), column 1 is time2. Values
-    are widened to int64 like the Syntalos and edlio readers do (UINT64 values >= 2**63 wrap negative).
-    ``truncation`` is None for a complete file. ``bad_blocks`` lists blocks a lenient read skipped.
-    """
-
-    path: Path
     variant: str
     version: tuple[int, int]
     creation_time: int
@@ -201,8 +195,21 @@ class TSyncFile:
     time_names: tuple[str, str]
     time_units: tuple[TSyncTimeUnit, TSyncTimeUnit]
     data_types: tuple[TSyncDataType, TSyncDataType]
-    times: np.ndarray
     header_bytes: int
+    block_term: int
+
+
+@dataclass
+class TSyncFile(TSyncHeader):
+    """A tsync file's header and its pairs.
+
+    ``times`` is an ``(n, 2)`` int64 array: column 0 is time1 (``time_names[0]``), column 1 is time2. Values
+    are widened to int64 like the Syntalos and edlio readers do (UINT64 values >= 2**63 wrap negative).
+    ``truncation`` is None for a complete file. ``bad_blocks`` lists blocks a lenient read skipped.
+    """
+
+    path: Path = Path()
+    times: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
     truncation: TSyncTruncation | None = None
     bad_blocks: list[int] = field(default_factory=list)
 
@@ -555,29 +562,12 @@ class _HeaderCursor:
             raise TSyncFormatError(f"{self.path}: header damaged: unknown {what} {value}") from None
 
 
-@dataclass
-class _Header:
-    variant: str
-    version: tuple[int, int]
-    creation_time: int
-    module_name: str
-    collection_id: uuid.UUID
-    user_data: dict[str, Any]
-    mode: TSyncFileMode
-    block_size: int
-    time_names: tuple[str, str]
-    time_units: tuple[TSyncTimeUnit, TSyncTimeUnit]
-    data_types: tuple[TSyncDataType, TSyncDataType]
-    header_bytes: int
-    block_term: int
-
-
 # Generous bound for the header (three strings); a corrupt length field cannot make us read more than this
 # plus the file size.
 _HEADER_PROBE_BYTES = 1 << 16
 
 
-def _parse_header(file: BinaryIO, path: Path, file_size: int, lenient: bool) -> _Header:
+def _parse_header(file: BinaryIO, path: Path, file_size: int, lenient: bool) -> TSyncHeader:
     data = file.read(min(file_size, _HEADER_PROBE_BYTES))
     if len(data) < 8:
         raise TSyncFormatError(f"{path}: not a tsync file (only {len(data)} bytes)")
@@ -596,7 +586,7 @@ def _parse_header(file: BinaryIO, path: Path, file_size: int, lenient: bool) -> 
             cursor = _HeaderCursor(file.read(), path)
 
 
-def _parse_header_fields(cursor: _HeaderCursor, magic: int, lenient: bool) -> _Header:
+def _parse_header_fields(cursor: _HeaderCursor, magic: int, lenient: bool) -> TSyncHeader:
     path = cursor.path
     version = (cursor.unpack("<H"), cursor.unpack("<H"))
     if version != VERSION:
@@ -640,7 +630,7 @@ def _parse_header_fields(cursor: _HeaderCursor, magic: int, lenient: bool) -> _H
             raise TSyncFormatError(f"{path}: header damaged: collection id {collection_text!r} is no UUID") from None
         collection_id = uuid.UUID(int=0)
     user_data = _parse_user_json(user_json, path, lenient)
-    return _Header(variant, version, creation_time, module_name, collection_id, user_data, mode, block_size,
+    return TSyncHeader(variant, version, creation_time, module_name, collection_id, user_data, mode, block_size,
                    (name1, name2), (unit1, unit2), (type1, type2), cursor.pos, block_term)
 
 
@@ -664,16 +654,11 @@ def read_tsync_header(path: str | os.PathLike[str]) -> TSyncFile:
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
         header = _parse_header(file, path, size, lenient=True)
-    return _file_from_header(path, header, np.empty((0, 2), dtype=np.int64))
+    return _file_from_header(path, header)
 
 
-def _file_from_header(path: Path, header: _Header, times: np.ndarray) -> TSyncFile:
-    return TSyncFile(
-        path=path, variant=header.variant, version=header.version, creation_time=header.creation_time,
-        module_name=header.module_name, collection_id=header.collection_id, user_data=header.user_data,
-        mode=header.mode, block_size=header.block_size, time_names=header.time_names,
-        time_units=header.time_units, data_types=header.data_types, times=times,
-        header_bytes=header.header_bytes)
+def _file_from_header(path: Path, header: TSyncHeader) -> TSyncFile:
+    return TSyncFile(**vars(header), path=path)
 
 
 def read_tsync(path: str | os.PathLike[str], *, lenient: bool = False) -> TSyncFile:
@@ -690,14 +675,14 @@ def read_tsync(path: str | os.PathLike[str], *, lenient: bool = False) -> TSyncF
         header = _parse_header(file, path, size, lenient)
         file.seek(header.header_bytes)
         payload = np.fromfile(file, dtype=np.uint8)
-    result = _file_from_header(path, header, np.empty((0, 2), dtype=np.int64))
+    result = _file_from_header(path, header)
     _decode_blocks(result, header, payload, lenient)
     if result.truncation is not None:
         warnings.warn(f"{path}: {result.truncation.describe()}", TSyncTruncationWarning, stacklevel=2)
     return result
 
 
-def _decode_blocks(result: TSyncFile, header: _Header, payload: np.ndarray, lenient: bool) -> None:
+def _decode_blocks(result: TSyncFile, header: TSyncHeader, payload: np.ndarray, lenient: bool) -> None:
     """Fill ``result.times`` from the data blocks: one numpy view for all full blocks, hashes per block."""
     path = result.path
     entry = _entry_dtype(header.data_types)
