@@ -193,29 +193,34 @@ def stop():
 '''
 
 
-def latency_rows(folder: Path, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """Driver -> script (one way) and driver -> script -> driver (round trip) on sim:// with no transport delay."""
-    text = f"""
+def loop_experiment(url: str, script: Path | str, board_settings: str = "", name: str = "loop") -> str:
+    """An experiment whose script module reads the board's readings and sends commands back to it."""
+    return f"""
 [modules.board]
 kind = "board"
-url = "sim://?d2=square:100Hz&loopback=13:7&latency=none"
-inputs = ["7"]
-timestamps = "arrival"
+url = "{url}"
+{board_settings}
 
-[modules.loop]
+[modules.{name}]
 kind = "script"
-script = "{folder / 'latency.py'}"
+script = "{script}"
 inputs = {{ readings = "LineReading" }}
 outputs = {{ commands = "LineCommand" }}
 
 [[connect]]
 from = "board.readings"
-to = "loop.readings"
+to = "{name}.readings"
 
 [[connect]]
-from = "loop.commands"
+from = "{name}.commands"
 to = "board.commands"
 """
+
+
+def latency_rows(folder: Path, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Driver -> script (one way) and driver -> script -> driver (round trip) on sim:// with no transport delay."""
+    text = loop_experiment("sim://?d2=square:100Hz&loopback=13:7&latency=none", folder / "latency.py",
+                           'inputs = ["7"]\ntimestamps = "arrival"')
     (folder / "latency.py").write_text(LATENCY_SCRIPT)
     received: list[LineReading] = []
 
@@ -278,26 +283,7 @@ def throughput(folder: Path, items: int, execute_commands: bool) -> tuple[float,
     executed on the board, or only counted where they reach the board module's port)."""
     (folder / "throughput.py").write_text(THROUGHPUT_SCRIPT)
     (folder / "throughput.n").write_text(str(items))
-    text = f"""
-[modules.board]
-kind = "board"
-url = "sim://?latency=none"
-outputs = ["13"]
-
-[modules.flood]
-kind = "script"
-script = "{folder / 'throughput.py'}"
-inputs = {{ readings = "LineReading" }}
-outputs = {{ commands = "LineCommand" }}
-
-[[connect]]
-from = "board.readings"
-to = "flood.readings"
-
-[[connect]]
-from = "flood.commands"
-to = "board.commands"
-"""
+    text = loop_experiment("sim://?latency=none", folder / "throughput.py", 'outputs = ["13"]', name="flood")
     arrivals: list[int] = []
     outbound: dict[str, float] = {}
 
@@ -361,25 +347,7 @@ def closed_loop(folder: Path, edges: int) -> tuple[np.ndarray, np.ndarray]:
                     time.sleep(0.008)
 
             if via_runtime:
-                text = f"""
-[modules.board]
-kind = "board"
-url = "{url}"
-
-[modules.loop]
-kind = "script"
-script = "{script}"
-inputs = {{ readings = "LineReading" }}
-outputs = {{ commands = "LineCommand" }}
-
-[[connect]]
-from = "board.readings"
-to = "loop.readings"
-
-[[connect]]
-from = "loop.commands"
-to = "board.commands"
-"""
+                text = loop_experiment(url, script)
                 run_engine(folder, "firmata", text, lambda engine: drive())
             else:
                 with open_board(url) as board:
