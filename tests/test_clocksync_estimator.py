@@ -221,3 +221,42 @@ def test_offline_rejects_mismatched_arrays() -> None:
         map_offline(np.arange(5), np.arange(6))
     with pytest.raises(ConfigError):
         fit_lower_line(np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+
+
+def low_drift_run(latency: str, drift: float, minutes: float, change_per_hour: float = 0, seed: int = 0,
+                  **estimator: int) -> tuple[SimulatedPairs, np.ndarray, DriftEstimator]:
+    spikes = "0.05:5ms-20ms" if latency.startswith("usb") else None
+    pairs = simulate_pairs(30, int(minutes * MIN), DeviceClock(offset_usec=-1_234_567, drift_ppm=drift,
+                                                               drift_change_ppm_per_hour=change_per_hour),
+                           parse_latency(latency).with_spikes(spikes), seed=seed)
+    estimator = DriftEstimator(**estimator)
+    estimates, _ = run(estimator, pairs)
+    return pairs, np.minimum(estimates, pairs.master_usec) - pairs.event_usec, estimator
+
+
+@pytest.mark.parametrize("max_window_usec", [3_600_000_000, 300_000_000])
+def test_low_drift_on_a_usb_frame_grid_widens_the_window_to_see_the_floor_twice(max_window_usec: int) -> None:
+    """30 Hz at 1 ppm against 1 ms frames: the floor falls a third of a frame every 333 s in flat stairs. A
+    5-minute window holds one stair corner at most, takes a flat stair or a chord across one drop for the skew,
+    and is off by up to 0.7 ms for a third to two thirds of the time; two sweeps of the frame hold enough corners.
+    The fixed 5-minute window (the second case) must show the problem the first one solves."""
+    pairs, error, estimator = low_drift_run("usb:1ms", 1, 25, max_window_usec=max_window_usec)
+    assert estimator.on_frame_grid and estimator.resets == 0
+    late = pairs.event_usec > 700e6  # two corners seen
+    off = np.abs(error[late] - 50) > 20  # beyond the 50 µs latency floor
+    assert (np.mean(off) > 0.2) == (max_window_usec == 300_000_000)
+
+
+def test_spread_arrivals_keep_the_short_window_under_a_drift_change() -> None:
+    """Exponential latency at 2 -> 1.3 ppm over 20 minutes: the floor is sharp everywhere, so the 5-minute window
+    stays (an hour-long one would bow by 0.4 ms under the drift change)."""
+    pairs, error, estimator = low_drift_run("exp:1ms", 2, 20, change_per_hour=-2)
+    assert not estimator.on_frame_grid
+    assert estimator._window == estimator.window_usec
+    late = pairs.event_usec > 60e6
+    assert np.percentile(np.abs(error[late]), 99) < 20
+
+
+def test_a_maximum_window_shorter_than_the_window_is_rejected() -> None:
+    with pytest.raises(ConfigError):
+        DriftEstimator(window_usec=300_000_000, max_window_usec=200_000_000)

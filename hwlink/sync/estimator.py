@@ -12,18 +12,22 @@ Online (:class:`DriftEstimator`): two staggered hulls (a full one used for outpu
 replaces it once the full one spans the window, the younger one half of it, and their skews agree) follow slow
 drift changes with O(window) memory; a centroid edge among the newest, or after a hand-over one whose end no later
 floor point confirms yet (a flat stair of a sweeping USB frame phase), gives way to the neighbouring edge closer to
-the previous skew (before the first hand-over only while the points stay near that skew's line). Each point costs amortised O(1)
-(monotone-chain stack) plus an O(log hull) bisection. A point far *below* the line, a sustained run far *above* it
-(twice the threshold, at least 16 points over 250 ms, starting right after a point near the line: an offset jump,
-not residuals creeping up under a wrong skew), or a device timestamp going backwards means the device clock
-stepped: the hulls restart, and a skew that a hull edge measured over at least a minute is kept for the next half
-window (a prior or a start-up edge is not: kept from reset to reset, it would never be re-measured).
+the previous skew (before the first hand-over only while the points stay near that skew's line). When the arrivals
+near the floor sit on a 1 ms grid (USB full-speed frames), the floor shows only as the sample phase sweeps past a
+frame edge, at the skew's pace; at low skew the window then widens to two sweeps (up to an hour at 0.56 ppm).
+Each point costs amortised O(1) (monotone-chain stack) plus an O(log hull) bisection. A point far *below* the
+line, a sustained run far *above* it (twice the threshold, at least 16 points over 250 ms, starting right after a
+point near the line: an offset jump, not residuals creeping up under a wrong skew), or a device timestamp going
+backwards means the device clock stepped: the hulls restart, and a skew that a hull edge measured over at least a
+minute is kept for the next half window (a prior or a start-up edge is not: kept from reset to reset, it would
+never be re-measured).
 Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP line, fitted with numpy over whole arrays,
 windowed and cross-faded, with the same kind of step detection.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from enum import IntEnum
@@ -40,6 +44,12 @@ STEP_BACK_MIN_USEC = 250_000  # a run above the envelope must last this long to 
 TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute is kept across a clock step
 SKEW_AGREEMENT = 2e-6  # 2 ppm: the younger hull takes over only when it agrees this well
 UNCONFIRMED_USEC = 1_000_000  # a hull edge ending this close to the newest point may be a stair of the floor
+USB_FRAME_USEC = 1_000  # full-speed USB: the host collects a device's bytes once per 1 ms frame
+FRAME_SWEEPS = 2  # on a frame grid the window spans two sweeps of the sample phase over a frame (at the skew's pace)
+FRAME_GRID_ALPHA = 1 / 64  # the frame-grid statistic averages over about the last 64 receive times
+FRAME_GRID_LOCK = 0.5  # resultant length of the receive-time phases above which they sit on the frame grid
+DEFAULT_MAX_WINDOW_USEC = 3_600_000_000  # on a frame grid: an hour, two sweeps at 0.56 ppm
+FRAME_PHASE_TO_RADIANS = 2 * math.pi / USB_FRAME_USEC
 DEFAULT_MAX_SKEW = 1e-2  # 1 %: beyond even ceramic resonators (Arduino Uno ~0.5 %); steeper is start-up noise
 
 
@@ -175,9 +185,12 @@ class DriftEstimator:
         step_streak: int = DEFAULT_STEP_STREAK,
         max_skew: float = DEFAULT_MAX_SKEW,
         min_latency_usec: int = 0,
+        max_window_usec: int = DEFAULT_MAX_WINDOW_USEC,
     ) -> None:
         if window_usec < 4 * min_span_usec or min_span_usec <= 0:
             raise ConfigError("estimator window must be positive and at least 4x the minimum span")
+        if max_window_usec < window_usec:
+            raise ConfigError("the estimator's maximum window must not be shorter than its window")
         if step_threshold_usec <= 0 or step_streak < 1:
             raise ConfigError("step threshold and streak must be positive")
         self.window_usec = int(window_usec)
@@ -186,6 +199,8 @@ class DriftEstimator:
         self.step_streak = int(step_streak)
         self.max_skew = float(max_skew)
         self.min_latency_usec = int(min_latency_usec)
+        self.max_window_usec = int(max_window_usec)
+        self._grid_cos = self._grid_sin = 0.0  # running mean of the receive times' phase on a 1 ms frame grid
         self.prior_slope = 0.0
         self._prior_span = self.min_span_usec  # the new hull's span below which the prior skew is used
         self._measured = False  # the current skew is a hull edge's slope, not the prior or the max-skew clamp
@@ -230,7 +245,8 @@ class DriftEstimator:
     def add(self, secondary: int, master: int) -> EstimatorEvent:
         """Feed one (device, master-arrival) pair; returns the clock event it revealed, if any."""
         secondary = int(secondary)
-        y = int(master) - secondary
+        master = int(master)
+        y = master - secondary
         event = EstimatorEvent.NONE
         active = self._active
         if active is not None:
@@ -241,6 +257,10 @@ class DriftEstimator:
                 if residual <= self.step_threshold_usec:
                     self._near_at = secondary
                     self._far_count = 0
+                    # the frame phase of arrivals near the floor (those held back behind a spike are off the grid)
+                    phase = master % USB_FRAME_USEC * FRAME_PHASE_TO_RADIANS
+                    self._grid_cos += FRAME_GRID_ALPHA * (math.cos(phase) - self._grid_cos)
+                    self._grid_sin += FRAME_GRID_ALPHA * (math.sin(phase) - self._grid_sin)
                 else:
                     self._far_count += 1
                     if self._far_count >= self.step_streak and secondary - self._near_at >= STEP_BACK_MIN_USEC:
@@ -271,21 +291,39 @@ class DriftEstimator:
             pending = self._pending
             if pending is not None:
                 pending.add(secondary, y)
-            if active.span >= self.window_usec and pending is not None \
-                    and pending.span >= self.window_usec // 2 and self._pending_agrees(active, pending):
+            window = self._window
+            if active.span >= window and pending is not None \
+                    and pending.span >= window // 2 and self._pending_agrees(active, pending, window):
                 self._active, active = pending, pending
                 self._unconfirmed_usec = UNCONFIRMED_USEC
                 self._pending = LowerHull(secondary, y)
-            elif pending is None and active.span >= self.window_usec // 2:
+            elif pending is None and active.span >= window // 2:
                 self._pending = LowerHull(secondary, y)
         self._update_line(active)
         return event
 
-    def _pending_agrees(self, active: LowerHull, pending: LowerHull) -> bool:
+    @property
+    def on_frame_grid(self) -> bool:
+        """Whether the recent receive times sit on a 1 ms grid (USB full-speed frames), not spread over it."""
+        return math.hypot(self._grid_cos, self._grid_sin) > FRAME_GRID_LOCK
+
+    @property
+    def _window(self) -> int:
+        """The hull window: the configured one, or on a USB frame grid long enough for the sample phase to sweep
+        a frame twice. There the floor shows only when the phase passes the frame edge, once per
+        ``frame / |skew|`` (333 s at 3 ppm); a shorter window sees one flat stair of it and takes it for the
+        skew. Only there: elsewhere a long window would follow drift changes more slowly."""
+        slope = abs(self._s)
+        if not self.on_frame_grid or slope * self.window_usec >= FRAME_SWEEPS * USB_FRAME_USEC:
+            return self.window_usec
+        sweep = FRAME_SWEEPS * USB_FRAME_USEC / slope if slope > 0 else math.inf
+        return int(min(sweep, self.max_window_usec))
+
+    def _pending_agrees(self, active: LowerHull, pending: LowerHull, window: int) -> bool:
         """Hand over to the younger hull once its skew agrees with the full one's (or the full one spans two
         windows). A younger hull that saw the latency floor only once or twice can mistake a slowly sweeping
         floor (USB frame phase against the sample clock) for skew; the full one has seen more of it."""
-        if active.span >= 2 * self.window_usec:
+        if active.span >= 2 * window:
             return True
         slope_active, slope_pending = active.centroid_slope(self._previous_skew, self._unconfirmed_usec), \
             pending.centroid_slope(self._previous_skew, self._unconfirmed_usec)
