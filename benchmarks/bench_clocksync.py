@@ -7,7 +7,10 @@ of +50 ms and -50 ms a third into the run, and a 30 s gap there). Errors are out
 the master clock; "latency floor" is the smallest transport delay of the run, which one-way data cannot reveal.
 The baseline is auto-tuned to the rate (N, tolerance) as Syntalos' modules do. "offline" is hwlink's vectorised
 non-causal map over the whole run. "floor seen" is the warm-up of an oracle that knows the true skew and takes the
-smallest delay seen so far: the time the data needs to show the latency floor at all.
+smallest delay seen so far: the time the data needs to show the latency floor at all. "any" (USB rows) is a
+warm-up no estimator can promise to beat: until then every sample could have happened earlier or later by a total
+of more than 0.4 ms without any arrival changing frame, so two such worlds give the same data and one of them is off
+by more than 0.2 ms whatever is returned.
 
 A second table covers low drift (1-3 ppm) against USB frames, where the floor shows only every few minutes: hwlink
 as it is against the same estimator held to its 5-minute window."""
@@ -19,11 +22,12 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from scipy.optimize import linprog
 
 from hwlink.sync.baseline import SyntalosSecondaryClockSynchronizer
 from hwlink.sync.clockmodel import DeviceClock, parse_latency
 from hwlink.sync.counter import SampleCounterSynchronizer
-from hwlink.sync.estimator import DriftEstimator, map_offline
+from hwlink.sync.estimator import DriftEstimator, LowerHull, map_offline
 from hwlink.sync.secondary import SecondaryClockSynchronizer
 from hwlink.sync.simulation import WARMUP_BOUND_USEC, Scenario, compare, run_online, settle_time, summary_row
 
@@ -73,6 +77,12 @@ def warmup_text(seconds: float) -> str:
     return "never" if not math.isfinite(seconds) else f"{seconds:.1f}"
 
 
+def any_text(scenario: Scenario, events: np.ndarray) -> str:
+    if scenario.latency.kind != "usb":
+        return "-"
+    return f">= {indistinguishable_until(scenario, events, scenario.latency.a_usec):.1f}"
+
+
 def floor_seen_warmup(scenario: Scenario, events: np.ndarray, master: np.ndarray) -> float:
     """Warm-up (s) of an oracle knowing the true skew: its error is the smallest delay seen so far, so it settles
     (by the grid's rule) once the data has shown the latency floor."""
@@ -81,12 +91,50 @@ def floor_seen_warmup(scenario: Scenario, events: np.ndarray, master: np.ndarray
     return settle_time(events, error, bound, until_usec=scenario.first_event_usec) / 1e6
 
 
+def indistinguishable_until(scenario: Scenario, events: np.ndarray, frame_usec: float,
+                            horizon_usec: float = 600e6, step_usec: float = 1e6) -> float:
+    """Seconds during which worlds whose events all happened earlier or later, by an offset plus a drift of their
+    own, still give identical data (every sample stays in its frame: same arrival, same device stamp), while
+    disagreeing at that moment by more than twice the warm-up bound: one of them is off by more than the bound
+    whatever an estimator returns. Checked once per second over the first ``horizon_usec`` as a linear programme
+    on the shift line ``offset + drift * t``, constrained at the vertices of the hulls of each sample's room."""
+    stop = events[0] + horizon_usec
+    if scenario.first_event_usec is not None:
+        stop = min(stop, scenario.first_event_usec)
+    events = events[events < stop]
+    later = np.ceil(events / frame_usec) * frame_usec - events  # room to happen later within its frame
+    earlier = frame_usec - later  # room to happen earlier (frames are (k - 1, k] x frame)
+    t_usec = np.rint(events - events[0]).astype(np.int64)
+    room_later, room_earlier = LowerHull(0, int(later[0])), LowerHull(0, int(earlier[0]))
+    ambiguous_until = 0.0
+    next_check = step_usec
+    for t, up, down in zip(t_usec[1:].tolist(), np.floor(later[1:]).astype(np.int64).tolist(),
+                           np.floor(earlier[1:]).astype(np.int64).tolist()):
+        room_later.add(t, up)
+        room_earlier.add(t, down)
+        if t < next_check:
+            continue
+        next_check += step_usec
+        # shift(x) = offset + drift * x (x in s, shift in µs): below the later-room hull, above minus the earlier one
+        rows = [(1.0, x / 1e6, y + room_later.y0) for x, y in zip(room_later.xs, room_later.ys)]
+        rows += [(-1.0, -x / 1e6, y + room_earlier.y0) for x, y in zip(room_earlier.xs, room_earlier.ys)]
+        matrix = np.array([row[:2] for row in rows])
+        limits = np.array([row[2] for row in rows], dtype=np.float64)
+        at_now = np.array([1.0, t / 1e6])
+        bounds = [(None, None), (-1e4, 1e4)]  # drift within 1 %
+        low = linprog(at_now, A_ub=matrix, b_ub=limits, bounds=bounds, method="highs")
+        high = linprog(-at_now, A_ub=matrix, b_ub=limits, bounds=bounds, method="highs")
+        if low.status == 0 and high.status == 0 and -high.fun - low.fun > 2 * WARMUP_BOUND_USEC:
+            ambiguous_until = t / 1e6
+    return ambiguous_until
+
+
 def main(quick: bool) -> None:
     duration = 600_000_000 if quick else HOUR_USEC
     print(f"Simulated runs of {duration / 60e6:g} min each. |error| in ms after each method's warm-up; "
           "warm-up in s; 'back' = output steps backwards; cost in µs per timestamp (this machine, shared).\n")
     print("| rate | drift | latency | event | latency floor | hwlink p50 / p99 / max | syntalos p50 / p99 / max | "
-          "raw p50 / p99 / max | offline p99 | warm-up hwlink / floor seen / syntalos | back hwlink / syntalos | "
+          "raw p50 / p99 / max | offline p99 | warm-up hwlink / floor seen / any / syntalos | back hwlink / syntalos | "
           "p99 syntalos/hwlink | p99 raw/hwlink | cost hwlink / syntalos |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     totals = {"hwlink": [0.0, 0], "syntalos": [0.0, 0]}
@@ -107,7 +155,7 @@ def main(quick: bool) -> None:
               f"| {ms(sy['p50'])} / {ms(sy['p99'])} / {ms(sy['max'])} "
               f"| {ms(raw['p50'])} / {ms(raw['p99'])} / {ms(raw['max'])} | {ms(offline_p99)} "
               f"| {warmup_text(hw['warmup_s'])} / {floor_seen_warmup(scenario, pairs.event_usec, pairs.master_usec):.1f}"
-              f" / {warmup_text(sy['warmup_s'])} "
+              f" / {any_text(scenario, pairs.event_usec)} / {warmup_text(sy['warmup_s'])} "
               f"| {hw['backward']:.0f} / {sy['backward']:.0f} "
               f"| {sy['p99'] / hw['p99']:.0f}x | {raw['p99'] / hw['p99']:.1f}x "
               f"| {hw['cost']:.2f} / {sy['cost']:.2f} |", flush=True)
