@@ -260,3 +260,29 @@ def test_spread_arrivals_keep_the_short_window_under_a_drift_change() -> None:
 def test_a_maximum_window_shorter_than_the_window_is_rejected() -> None:
     with pytest.raises(ConfigError):
         DriftEstimator(window_usec=300_000_000, max_window_usec=200_000_000)
+
+
+def test_offline_map_widens_its_windows_on_a_usb_frame_grid_at_low_drift() -> None:
+    """The offline map meets the same stairs (30 Hz, 1 ppm, 1 ms frames): 5-minute windows leave up to 0.19 ms
+    beyond the floor; windows spanning two sweeps of the frame phase leave the floor alone."""
+    pairs = simulate_pairs(30, 60 * MIN, DeviceClock(offset_usec=-1_234_567, drift_ppm=1),
+                           parse_latency("usb:1ms").with_spikes("0.05:5ms-20ms"), seed=100)
+    floor = np.min(pairs.master_usec - pairs.event_usec)
+
+    def beyond_floor(max_window_usec: int) -> float:
+        mapped = map_offline(pairs.secondary_usec, pairs.master_usec, max_window_usec=max_window_usec)
+        return float(np.percentile(np.abs(mapped - pairs.event_usec - floor), 99))
+
+    assert beyond_floor(300_000_000) > 100
+    assert beyond_floor(3_600_000_000) < 10
+
+
+def test_a_latency_spike_in_a_short_last_block_is_not_a_clock_step() -> None:
+    """A recording ending a few samples into a new second, the last one held up by a latency spike: the rise of
+    that block's minimum is one spike, not the device clock stepping back (it used to leave the tail raw)."""
+    pairs = simulate_pairs(1000, 60_002_000, DeviceClock(drift_ppm=10), parse_latency("usb:1ms"), seed=5)
+    master = pairs.master_usec.copy()
+    master[-3:] = master[-1] + 9_000  # held up in the FIFO behind the spike
+    assert find_steps(pairs.secondary_usec, master).size == 0
+    mapped = map_offline(pairs.secondary_usec, master)
+    assert np.abs(mapped[-3:] - pairs.event_usec[-3:]).max() < 1_100  # the envelope, not the 9 ms spike

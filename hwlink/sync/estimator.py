@@ -415,7 +415,9 @@ def find_steps(secondary: np.ndarray, master: np.ndarray, *, block_usec: int = 1
     """Indices where a new clock segment starts: device time went backwards, or the envelope jumped.
 
     The envelope is tracked by per-block minima of ``master - secondary`` (latency spikes never lower a
-    minimum); consecutive minima differing by more than the threshold mark a step inside those blocks.
+    minimum); consecutive minima differing by more than the threshold mark a step inside those blocks. A rise
+    into a block with under half the usual number of points (the tail of a recording, a few points after a gap)
+    is not trusted: one latency spike there would otherwise cut off a segment of raw receive times.
     """
     x = np.asarray(secondary, dtype=np.int64)
     y = np.asarray(master, dtype=np.int64) - x
@@ -425,23 +427,44 @@ def find_steps(secondary: np.ndarray, master: np.ndarray, *, block_usec: int = 1
         block = (x[begin:end] - x[begin]) // block_usec
         first = np.flatnonzero(np.concatenate(([True], np.diff(block) != 0)))
         minima = np.minimum.reduceat(y[begin:end], first)
+        counts = np.diff(np.append(first, end - begin))
+        full = counts >= np.median(counts) / 2
         for k in np.flatnonzero(np.abs(np.diff(minima)) > step_threshold_usec):
             lo, hi = begin + first[k], begin + (first[k + 2] if k + 2 < first.size else end - begin)
             if minima[k + 1] < minima[k]:  # jumped ahead: first point far below the earlier level
                 below = np.flatnonzero(y[lo:hi] < minima[k] - step_threshold_usec)
                 starts.add(int(lo + below[0]))
-            else:  # jumped back: the point after the last one near the earlier level
+            elif full[k + 1]:  # jumped back: the point after the last one near the earlier level
                 near = np.flatnonzero(y[lo:hi] <= minima[k] + step_threshold_usec)
                 starts.add(int(lo + near[-1] + 1))
     return np.array(sorted(s for s in starts if 0 < s < x.size), dtype=np.int64)
 
 
+def frame_grid_window(secondary: np.ndarray, master: np.ndarray, window_usec: int, max_window_usec: int,
+                      sample_limit: int = 20_000) -> int:
+    """The offline counterpart of :attr:`DriftEstimator._window` for one clock segment: on a 1 ms USB frame
+    grid at low skew, two sweeps of the sample phase over a frame (from an evenly thinned sample of the pairs)."""
+    stride = max(1, secondary.size // sample_limit)
+    x, m = secondary[::stride], master[::stride]
+    line = fit_lower_line(x, m)
+    near = m - line.master(x) <= USB_FRAME_USEC
+    phases = (m[near] % USB_FRAME_USEC) * FRAME_PHASE_TO_RADIANS
+    on_grid = phases.size > 0 and math.hypot(float(np.mean(np.cos(phases))),
+                                             float(np.mean(np.sin(phases)))) > FRAME_GRID_LOCK
+    slope = abs(line.slope)
+    if not on_grid or slope * window_usec >= FRAME_SWEEPS * USB_FRAME_USEC:
+        return window_usec
+    return int(min(FRAME_SWEEPS * USB_FRAME_USEC / slope if slope > 0 else math.inf, max_window_usec))
+
+
 def map_offline(secondary: np.ndarray, master: np.ndarray, *, window_usec: int = DEFAULT_WINDOW_USEC,
-                step_threshold_usec: int = DEFAULT_STEP_THRESHOLD_USEC, min_latency_usec: int = 0) -> np.ndarray:
+                step_threshold_usec: int = DEFAULT_STEP_THRESHOLD_USEC, min_latency_usec: int = 0,
+                max_window_usec: int = DEFAULT_MAX_WINDOW_USEC) -> np.ndarray:
     """Corrected master timestamps (int64) for whole arrays of pairs, using past *and* future points.
 
     Per clock segment, lower lines are fitted in windows overlapping by half and cross-faded between window
-    centres; output never exceeds the receive time and never decreases.
+    centres (windows widened up to ``max_window_usec`` on a USB frame grid at low skew, as online); output never
+    exceeds the receive time and never decreases.
     """
     x = np.asarray(secondary, dtype=np.int64)
     m = np.asarray(master, dtype=np.int64)
@@ -449,9 +472,11 @@ def map_offline(secondary: np.ndarray, master: np.ndarray, *, window_usec: int =
         raise ConfigError("secondary and master must be 1-D arrays of the same length")
     out = np.empty(x.size, dtype=np.float64)
     bounds = np.concatenate(([0], find_steps(x, m, step_threshold_usec=step_threshold_usec), [x.size]))
-    half = max(window_usec // 2, 1)
+    if max_window_usec < window_usec:
+        raise ConfigError("the maximum window must not be shorter than the window")
     for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         xs, ms = x[begin:end], m[begin:end]
+        half = max(frame_grid_window(xs, ms, window_usec, max_window_usec) // 2, 1)
         span = int(xs[-1] - xs[0])
         count = max(1, -(-span // half))
         centres, lines = [], []
