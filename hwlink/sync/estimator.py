@@ -53,6 +53,15 @@ FRAME_PHASE_TO_RADIANS = 2 * math.pi / USB_FRAME_USEC
 DEFAULT_MAX_SKEW = 1e-2  # 1 %: beyond even ceramic resonators (Arduino Uno ~0.5 %); steeper is start-up noise
 
 
+def sweep_window(slope: float, on_frame_grid: bool, window_usec: int, max_window_usec: int) -> int:
+    """The window, or on a frame grid the time the skew needs to sweep a sample's phase over the frame twice
+    (at most ``max_window_usec``) when that is longer."""
+    slope = abs(slope)
+    if not on_frame_grid or slope * window_usec >= FRAME_SWEEPS * USB_FRAME_USEC:
+        return window_usec
+    return int(min(FRAME_SWEEPS * USB_FRAME_USEC / slope if slope > 0 else math.inf, max_window_usec))
+
+
 class EstimatorEvent(IntEnum):
     """What :meth:`DriftEstimator.add` saw besides an ordinary point."""
 
@@ -313,11 +322,7 @@ class DriftEstimator:
         a frame twice. There the floor shows only when the phase passes the frame edge, once per
         ``frame / |skew|`` (333 s at 3 ppm); a shorter window sees one flat stair of it and takes it for the
         skew. Only there: elsewhere a long window would follow drift changes more slowly."""
-        slope = abs(self._s)
-        if not self.on_frame_grid or slope * self.window_usec >= FRAME_SWEEPS * USB_FRAME_USEC:
-            return self.window_usec
-        sweep = FRAME_SWEEPS * USB_FRAME_USEC / slope if slope > 0 else math.inf
-        return int(min(sweep, self.max_window_usec))
+        return sweep_window(self._s, self.on_frame_grid, self.window_usec, self.max_window_usec)
 
     def _pending_agrees(self, active: LowerHull, pending: LowerHull, window: int) -> bool:
         """Hand over to the younger hull once its skew agrees with the full one's (or the full one spans two
@@ -451,10 +456,7 @@ def frame_grid_window(secondary: np.ndarray, master: np.ndarray, window_usec: in
     phases = (m[near] % USB_FRAME_USEC) * FRAME_PHASE_TO_RADIANS
     on_grid = phases.size > 0 and math.hypot(float(np.mean(np.cos(phases))),
                                              float(np.mean(np.sin(phases)))) > FRAME_GRID_LOCK
-    slope = abs(line.slope)
-    if not on_grid or slope * window_usec >= FRAME_SWEEPS * USB_FRAME_USEC:
-        return window_usec
-    return int(min(FRAME_SWEEPS * USB_FRAME_USEC / slope if slope > 0 else math.inf, max_window_usec))
+    return sweep_window(line.slope, on_grid, window_usec, max_window_usec)
 
 
 def map_offline(secondary: np.ndarray, master: np.ndarray, *, window_usec: int = DEFAULT_WINDOW_USEC,
