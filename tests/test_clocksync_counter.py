@@ -97,3 +97,16 @@ def test_bad_rates_are_rejected() -> None:
     for rate in (0, -5, float("nan")):
         with pytest.raises(ConfigError):
             SampleCounterSynchronizer(rate)
+
+
+def test_stamps_stay_strictly_increasing_when_the_estimate_moves_earlier() -> None:
+    """The first block came late (a slow USB transfer), the second on time: the line moves 3 ms earlier, so the
+    second block's first samples would fall before the first block's last stamp. They follow it 1 µs apart
+    (they used to repeat it) and the rest of the block keeps its estimated times."""
+    sync = SampleCounterSynchronizer(10_000.0)
+    first = sync.process_block(1_013_000, 100)  # samples 0..99 at 1.000000-1.009900 s, arrived 3 ms late
+    second = sync.process_block(1_020_000, 100)  # samples 100..199, arrived at once
+    stamps = np.concatenate([first, second])
+    assert np.all(np.diff(stamps) > 0)
+    assert second[0] == first[-1] + 1
+    assert second[-1] == 1_020_000 and np.all(np.diff(second[-60:]) == 100)

@@ -105,7 +105,11 @@ class SampleCounterSynchronizer(SyncPointOutput):
             times = master - (last_index - indices) * self.usec_per_sample
         out = np.minimum(np.rint(times), master).astype(np.int64)
         if self._last_output is not None:
-            np.maximum(out, self._last_output, out=out)
+            # when the estimate moves earlier, the block's first samples would land at or before the last one
+            # given out: each stays a microsecond after its predecessor instead (distinct instants keep distinct
+            # stamps while the period allows, so searchsorted and interpolation downstream stay unambiguous)
+            step = 1 if self.usec_per_sample >= 1 else 0
+            np.maximum(out, self._last_output + step * np.arange(1, out.size + 1), out=out)
         if self._recorder is not None:
             # the first sample too: the line may have moved since the last block (a row pair marks the jump)
             self._recorder.record(int(round(float(device[0]))), int(out[0]), bool(event), estimator.slope)
