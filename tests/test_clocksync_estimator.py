@@ -286,3 +286,31 @@ def test_a_latency_spike_in_a_short_last_block_is_not_a_clock_step() -> None:
     assert find_steps(pairs.secondary_usec, master).size == 0
     mapped = map_offline(pairs.secondary_usec, master)
     assert np.abs(mapped[-3:] - pairs.event_usec[-3:]).max() < 1_100  # the envelope, not the 9 ms spike
+
+
+def test_a_sample_clock_at_exactly_1_khz_with_short_delays_is_not_taken_for_a_frame_grid() -> None:
+    """Samples every 1 ms arriving 0.1 ms (mean) later also cluster on a 1 ms grid, but by their own period: the
+    floor is sharp there, so the window must not widen (under a drift change it would bow)."""
+    pairs = simulate_pairs(1000, 12 * MIN, DeviceClock(drift_ppm=2, drift_change_ppm_per_hour=-2),
+                           parse_latency("exp:0.1ms"), seed=3)
+    estimator = DriftEstimator()
+    estimates, _ = run(estimator, pairs)
+    assert not estimator.on_frame_grid and estimator._window == estimator.window_usec
+    late = pairs.event_usec > 60e6
+    assert np.percentile(np.abs(estimates[late] - pairs.event_usec[late]), 99) < 20
+
+
+def test_the_frame_grid_holds_through_spikes_at_1_khz() -> None:
+    """At 1 kHz each 5-20 ms spike holds the next samples back in the FIFO; they arrive in one read with it, off
+    the grid. Counting them would let the grid statistic dip below its lock every few seconds, and each dip
+    would cut the widened window short."""
+    pairs = simulate_pairs(1000, 60_000_000, DeviceClock(drift_ppm=2),
+                           parse_latency("usb:1ms").with_spikes("0.05:5ms-20ms"), seed=3)
+    estimator = DriftEstimator()
+    locked = []
+    for secondary, master, event in zip(pairs.secondary_usec.tolist(), pairs.master_usec.tolist(),
+                                        pairs.event_usec.tolist()):
+        estimator.add(secondary, master)
+        if event > 2e6:
+            locked.append(estimator.on_frame_grid)
+    assert all(locked)

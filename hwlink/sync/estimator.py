@@ -47,7 +47,7 @@ UNCONFIRMED_USEC = 1_000_000  # a hull edge ending this close to the newest poin
 USB_FRAME_USEC = 1_000  # full-speed USB: the host collects a device's bytes once per 1 ms frame
 FRAME_SWEEPS = 2  # on a frame grid the window spans two sweeps of the sample phase over a frame (at the skew's pace)
 FRAME_GRID_ALPHA = 1 / 64  # the frame-grid statistic averages over about the last 64 arrivals near the floor
-FRAME_GRID_LOCK = 0.5  # resultant length of the receive-time phases above which they sit on the frame grid
+FRAME_GRID_LOCK = 0.9  # resultant length of the arrival phases above which they sit on the grid (jitter < 70 µs)
 DEFAULT_MAX_WINDOW_USEC = 3_600_000_000  # on a frame grid: an hour, two sweeps at 0.56 ppm
 FRAME_PHASE_TO_RADIANS = 2 * math.pi / USB_FRAME_USEC
 DEFAULT_MAX_SKEW = 1e-2  # 1 %: beyond even ceramic resonators (Arduino Uno ~0.5 %); steeper is start-up noise
@@ -220,6 +220,7 @@ class DriftEstimator:
         # that the previous skew may be an edge from the arbitrary first point, and preferring it would lock it in
         self._unconfirmed_usec = 0
         self._last_secondary: int | None = None
+        self._last_master = 0
         self._above_streak = 0
         self._above_since = 0
         self._near_at = 0  # device time of the newest point within the threshold of the line
@@ -266,10 +267,11 @@ class DriftEstimator:
                 if residual <= self.step_threshold_usec:
                     self._near_at = secondary
                     self._far_count = 0
-                    # the frame phase of arrivals near the floor (those held back behind a spike are off the grid)
-                    phase = master % USB_FRAME_USEC * FRAME_PHASE_TO_RADIANS
-                    self._grid_cos += FRAME_GRID_ALPHA * (math.cos(phase) - self._grid_cos)
-                    self._grid_sin += FRAME_GRID_ALPHA * (math.sin(phase) - self._grid_sin)
+                    if master != self._last_master:  # not held back in one read with the point before it
+                        # the frame phase of arrivals near the floor (those behind a spike are off the grid)
+                        phase = master % USB_FRAME_USEC * FRAME_PHASE_TO_RADIANS
+                        self._grid_cos += FRAME_GRID_ALPHA * (math.cos(phase) - self._grid_cos)
+                        self._grid_sin += FRAME_GRID_ALPHA * (math.sin(phase) - self._grid_sin)
                 else:
                     self._far_count += 1
                     if self._far_count >= self.step_streak and secondary - self._near_at >= STEP_BACK_MIN_USEC:
@@ -293,6 +295,7 @@ class DriftEstimator:
                 self.resets += 1
                 active = None
         self._last_secondary = secondary
+        self._last_master = master
         if active is None:
             active = self._active = LowerHull(secondary, y)
         else:
@@ -451,8 +454,9 @@ def frame_grid_window(secondary: np.ndarray, master: np.ndarray, window_usec: in
     grid at low skew, two sweeps of the sample phase over a frame (from an evenly thinned sample of the pairs)."""
     stride = max(1, secondary.size // sample_limit)
     x, m = secondary[::stride], master[::stride]
+    own_read = np.concatenate(([True], master[1:] != master[:-1]))[::stride]  # not held back with the one before
     line = fit_lower_line(x, m)
-    near = m - line.master(x) <= USB_FRAME_USEC
+    near = (m - line.master(x) <= USB_FRAME_USEC) & own_read
     phases = (m[near] % USB_FRAME_USEC) * FRAME_PHASE_TO_RADIANS
     on_grid = phases.size > 0 and math.hypot(float(np.mean(np.cos(phases))),
                                              float(np.mean(np.sin(phases)))) > FRAME_GRID_LOCK
