@@ -44,6 +44,9 @@ class DeviceClock:
         return np.floor(self.device_time(master_usec)).astype(np.int64)
 
 
+USB_HOST_DELAY_USEC = 50.0  # from the end of a USB frame to the host's receive timestamp
+
+
 @dataclass(frozen=True)
 class LatencyModel:
     """One-sided transport delay from device to host; FIFO like a serial line (no reordering)."""
@@ -70,13 +73,21 @@ class LatencyModel:
             arrival = t + rng.uniform(self.a_usec, self.b_usec, n)
         elif self.kind == "usb":
             frame = self.a_usec
-            arrival = np.ceil(t / frame) * frame + 50.0
+            arrival = np.ceil(t / frame) * frame + USB_HOST_DELAY_USEC
         else:  # pragma: no cover - parse_latency rejects other kinds
             raise ConfigError(f"unknown latency kind {self.kind!r}")
         if self.spike_probability > 0:
             spiking = rng.random(n) < self.spike_probability
             arrival = arrival + spiking * rng.uniform(self.spike_low_usec, self.spike_high_usec, n)
         return np.maximum.accumulate(arrival) if n else arrival
+
+    @property
+    def constant_usec(self) -> float:
+        """The delay every message has (the model's minimum): invisible in one-way data, so no estimator removes
+        it unless told (``set_min_latency_usec``)."""
+        if self.kind in ("const", "uniform"):
+            return self.a_usec
+        return USB_HOST_DELAY_USEC if self.kind == "usb" else 0.0
 
     def with_spikes(self, spec: str | None) -> LatencyModel:
         if not spec:

@@ -15,6 +15,12 @@ floor point confirms yet (a flat stair of a sweeping USB frame phase), gives way
 the previous skew (before the first hand-over only while the points stay near that skew's line). When the arrivals
 near the floor sit on a 1 ms grid (USB full-speed frames), the floor shows only as the sample phase sweeps past a
 frame edge, at the skew's pace; at low skew the window then widens to two sweeps (up to an hour at 0.56 ppm).
+Until then the envelope may sit a stair's height (a third of a frame at 30 Hz) above the floor. So during the
+warm-up (from each start to the first hand-over) on a *prompt* frame grid, where arrivals sit on the grid, the
+events' own phases do not, and nearly all come within a frame of the floor, every arrival on the grid is taken to
+have waited less than a frame: the floor line then lies at most a frame below the upper hull of those arrivals too,
+and the output is the envelope moved into that bracket (to its middle when it is wide), never more than half the
+bracket off. A bracket no line fits (an arrival that waited longer, a drift change bending the floor) ends it.
 Each point costs amortised O(1) (monotone-chain stack) plus an O(log hull) bisection. A point far *below* the
 line, a sustained run far *above* it (twice the threshold, at least 16 points over 250 ms, starting right after a
 point near the line: an offset jump, not residuals creeping up under a wrong skew), or a device timestamp going
@@ -48,8 +54,17 @@ USB_FRAME_USEC = 1_000  # full-speed USB: the host collects a device's bytes onc
 FRAME_SWEEPS = 2  # on a frame grid the window spans two sweeps of the sample phase over a frame (at the skew's pace)
 FRAME_GRID_ALPHA = 1 / 64  # the frame-grid statistic averages over about the last 64 arrivals near the floor
 FRAME_GRID_LOCK = 0.9  # resultant length of the arrival phases above which they sit on the grid (jitter < 70 µs)
+FRAME_GRID_MIN_POINTS = 16  # arrivals near the floor before the frame-grid statistics mean anything
+FRAME_EVENT_SPREAD = 0.5  # below this resultant length the events' own phases are spread over the frame
+FRAME_PROMPT_SHARE = 0.8  # share of arrivals within one frame of the floor above which frames come promptly
+FRAME_GRID_TOLERANCE_USEC = 125  # an arrival this close to the grid came with its frame
+FRAME_BRACKET_EVERY_USEC = 500_000  # the lowest line the frames allow is recomputed this often...
+FRAME_BRACKET_EVERY_POINTS = 32  # ...and after at least this many points
+FRAME_BRACKET_SLACK_USEC = 20  # ...or at once when a point falls this far outside it
+FRAME_BRACKET_REACH_USEC = 150  # the output stays within this of every floor line the frames allow (or mid-way)
 DEFAULT_MAX_WINDOW_USEC = 3_600_000_000  # on a frame grid: an hour, two sweeps at 0.56 ppm
 FRAME_PHASE_TO_RADIANS = 2 * math.pi / USB_FRAME_USEC
+FRAME_GRID_COS_TOLERANCE = math.cos(FRAME_GRID_TOLERANCE_USEC * FRAME_PHASE_TO_RADIANS)
 DEFAULT_MAX_SKEW = 1e-2  # 1 %: beyond even ceramic resonators (Arduino Uno ~0.5 %); steeper is start-up noise
 
 
@@ -195,6 +210,7 @@ class DriftEstimator:
         max_skew: float = DEFAULT_MAX_SKEW,
         min_latency_usec: int = 0,
         max_window_usec: int = DEFAULT_MAX_WINDOW_USEC,
+        frame_bracket: bool = True,
     ) -> None:
         if window_usec < 4 * min_span_usec or min_span_usec <= 0:
             raise ConfigError("estimator window must be positive and at least 4x the minimum span")
@@ -209,7 +225,24 @@ class DriftEstimator:
         self.max_skew = float(max_skew)
         self.min_latency_usec = int(min_latency_usec)
         self.max_window_usec = int(max_window_usec)
-        self._grid_cos = self._grid_sin = 0.0  # running mean of the receive times' phase on a 1 ms frame grid
+        self.frame_bracket = bool(frame_bracket)
+        # running means over arrivals near the floor (each read on its own, not held back behind a spike): the
+        # phase of their receive times on a 1 ms frame grid, the phase of the events themselves (the floor line
+        # at their device time), and over all such arrivals the share within one frame of the floor
+        self._grid_cos = self._grid_sin = 0.0
+        self._event_cos = self._event_sin = 0.0
+        self._grid_count = 0
+        self._prompt_share = 0.0
+        self._prompt_count = 0
+        self._frames_prompt = False
+        # warm-up on a prompt frame grid, from each start until the first hand-over: the upper hull (stored negated)
+        # of the arrivals that came with their frame, and the bracket of floor lines it leaves open with the floor
+        # hull, recomputed now and then
+        self._bracketing = self.frame_bracket
+        self._ceiling: LowerHull | None = None
+        self._bracket: FloorBracket | None = None
+        self._bracket_due_at = 0
+        self._bracket_due_count = 0
         self.prior_slope = 0.0
         self._prior_span = self.min_span_usec  # the new hull's span below which the prior skew is used
         self._measured = False  # the current skew is a hull edge's slope, not the prior or the max-skew clamp
@@ -232,6 +265,12 @@ class DriftEstimator:
         self._xr = 0
         self._c = 0.0
         self._s = 0.0
+        # the output line when it is not the envelope: during the warm-up on a prompt frame grid, moved into the
+        # bracket the frames leave open
+        self._moved = False
+        self._out_xr = 0
+        self._out_c = 0.0
+        self._out_s = 0.0
 
     def reset(self) -> None:
         """Forget every point (keeping the learned skew as the prior for the next start)."""
@@ -243,6 +282,9 @@ class DriftEstimator:
                 # one the hull measured itself: a prior carried on from reset to reset would never be re-measured)
                 self._prior_span = max(self.min_span_usec, self.window_usec // 2)
         self._active = self._pending = None
+        self._bracketing = self.frame_bracket
+        self._ceiling = None
+        self._bracket = None
         self._unconfirmed_usec = 0
         self._above_streak = 0
         self._far_count = 0
@@ -263,15 +305,15 @@ class DriftEstimator:
             if secondary < self._last_secondary:  # type: ignore[operator]
                 event = EstimatorEvent.BACKWARDS
             else:
-                residual = y - (self._c + self._s * (secondary - self._xr))
+                floor = self._c + self._s * (secondary - self._xr)
+                residual = y - floor
+                own_read = master != self._last_master  # not held back in one read with the point before it
+                # (arrivals held back behind a spike are off the frame grid)
+                if own_read and (self._bracketing or residual <= self.step_threshold_usec):
+                    self._observe_frame_phase(secondary, master, y, floor, residual)
                 if residual <= self.step_threshold_usec:
                     self._near_at = secondary
                     self._far_count = 0
-                    if master != self._last_master:  # not held back in one read with the point before it
-                        # the frame phase of arrivals near the floor (those behind a spike are off the grid)
-                        phase = master % USB_FRAME_USEC * FRAME_PHASE_TO_RADIANS
-                        self._grid_cos += FRAME_GRID_ALPHA * (math.cos(phase) - self._grid_cos)
-                        self._grid_sin += FRAME_GRID_ALPHA * (math.sin(phase) - self._grid_sin)
                 else:
                     self._far_count += 1
                     if self._far_count >= self.step_streak and secondary - self._near_at >= STEP_BACK_MIN_USEC:
@@ -307,17 +349,111 @@ class DriftEstimator:
             if active.span >= window and pending is not None \
                     and pending.span >= window // 2 and self._pending_agrees(active, pending, window):
                 self._active, active = pending, pending
+                self._bracketing = False  # the full window now holds what the warm-up's bracket knew
+                self._ceiling = self._bracket = None
                 self._unconfirmed_usec = UNCONFIRMED_USEC
                 self._pending = LowerHull(secondary, y)
             elif pending is None and active.span >= window // 2:
                 self._pending = LowerHull(secondary, y)
         self._update_line(active)
+        self._update_output(secondary, active)
         return event
+
+    def _observe_frame_phase(self, secondary: int, master: int, y: int, floor: float, residual: float) -> None:
+        """Update the frame-grid statistics with an arrival read on its own; while bracketing, one on the grid
+        within a frame of the floor came with its frame and joins the ceiling hull."""
+        bracketing = self._bracketing
+        if bracketing:
+            # the wait beyond the highest floor line the frames allow (the envelope until they do)
+            bracket = self._bracket
+            if bracket is None:
+                wait = residual
+            else:
+                wait = y - bracket.high(secondary)
+                if wait < -FRAME_BRACKET_SLACK_USEC \
+                        or y - USB_FRAME_USEC > bracket.low(secondary) + FRAME_BRACKET_SLACK_USEC:
+                    self._bracket_due_at = self._bracket_due_count = 0  # the bracket moved: recompute it now
+            self._prompt_count += 1
+            weight = max(FRAME_GRID_ALPHA, 1 / self._prompt_count)
+            self._prompt_share += weight * ((wait <= USB_FRAME_USEC) - self._prompt_share)
+            if wait > USB_FRAME_USEC:
+                return
+        elif residual > self.step_threshold_usec:
+            return
+        self._grid_count += 1
+        weight = max(FRAME_GRID_ALPHA, 1 / self._grid_count)
+        phase = master % USB_FRAME_USEC * FRAME_PHASE_TO_RADIANS
+        cos_phase, sin_phase = math.cos(phase), math.sin(phase)
+        self._grid_cos += weight * (cos_phase - self._grid_cos)
+        self._grid_sin += weight * (sin_phase - self._grid_sin)
+        if not bracketing:
+            return
+        event_phase = (floor + secondary) % USB_FRAME_USEC * FRAME_PHASE_TO_RADIANS
+        self._event_cos += weight * (math.cos(event_phase) - self._event_cos)
+        self._event_sin += weight * (math.sin(event_phase) - self._event_sin)
+        grid_length = math.hypot(self._grid_cos, self._grid_sin)
+        self._frames_prompt = prompt = self._grid_count >= FRAME_GRID_MIN_POINTS and grid_length > FRAME_GRID_LOCK \
+            and math.hypot(self._event_cos, self._event_sin) < FRAME_EVENT_SPREAD \
+            and self._prompt_share >= FRAME_PROMPT_SHARE
+        # on the grid: within the tolerance of the mean phase (cosine of the difference, from the dot product)
+        if not prompt or cos_phase * self._grid_cos + sin_phase * self._grid_sin \
+                < FRAME_GRID_COS_TOLERANCE * grid_length:
+            return
+        if self._ceiling is None:
+            self._ceiling = LowerHull(secondary, -y)
+        else:
+            self._ceiling.add(secondary, -y)
+
+    @property
+    def frames_prompt(self) -> bool:
+        """Whether (as last seen during the warm-up) arrivals come promptly on a USB frame grid: on the grid, not
+        by the events' own period (a 1 kHz device with short delays clusters on a 1 ms grid too), and nearly all
+        within one frame of the floor (an FTDI adapter's 16 ms latency timer would not be). Then each arrival on
+        the grid waited less than a frame, which bounds the floor line from below as well."""
+        return self._frames_prompt
+
+    def _update_output(self, secondary: int, floor: LowerHull) -> None:
+        """The output line: the envelope, or during the warm-up on a prompt frame grid, the envelope moved into
+        the bracket the frames leave open (to its middle when it is wide). Until the sample phase has swept to
+        the frame edge the envelope may be a stair's height late (up to a third of a frame at 30 Hz, for 20 s at
+        10 ppm); the middle is never more than half the bracket off. A bracket that no line fits (an arrival
+        that waited longer than a frame, a drift change bending the floor) ends the warm-up."""
+        self._moved = False
+        if not self._frames_prompt or not self._bracketing or self._ceiling is None:
+            self._bracket = None
+            return
+        bracket = self._bracket
+        self._bracket_due_count -= 1
+        if secondary >= self._bracket_due_at and self._bracket_due_count <= 0:
+            low_slope, high_slope = -self.max_skew, self.max_skew
+            if floor.last_x < self._prior_span and self._prior_span > self.min_span_usec:
+                # after a clock step the well-measured skew carries on: only lines near it are plausible
+                low_slope, high_slope = self.prior_slope - SKEW_AGREEMENT, self.prior_slope + SKEW_AGREEMENT
+            bracket = self._bracket = FloorBracket.between(floor, self._ceiling, USB_FRAME_USEC,
+                                                           low_slope, high_slope)
+            if bracket is None:
+                self._bracketing = False
+                self._ceiling = None
+                return
+            self._bracket_due_at = secondary + FRAME_BRACKET_EVERY_USEC
+            self._bracket_due_count = FRAME_BRACKET_EVERY_POINTS
+        if bracket is None:
+            return
+        low, high = bracket.low(secondary), bracket.high(secondary)
+        envelope = self._c + self._s * (secondary - self._xr)
+        reach = max(FRAME_BRACKET_REACH_USEC, (high - low) / 2)
+        if high - reach <= envelope <= low + reach:
+            return
+        self._moved = True
+        self._out_xr = secondary
+        self._out_c = high - reach if envelope < high - reach else low + reach
+        self._out_s = (bracket.low_slope + bracket.high_slope) / 2
 
     @property
     def on_frame_grid(self) -> bool:
         """Whether the recent receive times sit on a 1 ms grid (USB full-speed frames), not spread over it."""
-        return math.hypot(self._grid_cos, self._grid_sin) > FRAME_GRID_LOCK
+        return self._grid_count >= FRAME_GRID_MIN_POINTS \
+            and math.hypot(self._grid_cos, self._grid_sin) > FRAME_GRID_LOCK
 
     @property
     def _window(self) -> int:
@@ -368,11 +504,13 @@ class DriftEstimator:
 
     @property
     def slope(self) -> float:
-        """d(master - device)/d(device) of the current line."""
-        return self._s
+        """d(master - device)/d(device) of the current output line."""
+        return self._out_s if self._moved else self._s
 
     @property
     def line(self) -> Line:
+        if self._moved:
+            return Line(self._out_xr, self._out_c - self.min_latency_usec, self._out_s)
         return Line(self._xr, self._c - self.min_latency_usec, self._s)
 
     @property
@@ -382,7 +520,55 @@ class DriftEstimator:
 
     def master_time(self, secondary: int) -> float:
         """Estimated master time of an event the device stamped ``secondary`` (µs, float)."""
+        if self._moved:
+            return secondary + self._out_c - self.min_latency_usec + self._out_s * (secondary - self._out_xr)
         return secondary + self._c - self.min_latency_usec + self._s * (secondary - self._xr)
+
+
+@dataclass(frozen=True)
+class FloorBracket:
+    """The lowest and highest floor lines (``y = master - secondary`` as a function of ``secondary``) lying below
+    every point of a floor hull and at most a frame below every point of a ceiling hull, for device times at or
+    after the newest point: the lowest has the smallest feasible slope, the highest the largest."""
+
+    reference: int
+    low_intercept: float
+    low_slope: float
+    high_intercept: float
+    high_slope: float
+
+    def low(self, secondary: int) -> float:
+        return self.low_intercept + self.low_slope * (secondary - self.reference)
+
+    def high(self, secondary: int) -> float:
+        return self.high_intercept + self.high_slope * (secondary - self.reference)
+
+    @classmethod
+    def between(cls, floor: LowerHull, ceiling: LowerHull, frame_usec: float, min_slope: float,
+                max_slope: float) -> FloorBracket | None:
+        """The bracket, None if no line fits between the hulls (``ceiling`` stores the upper hull negated).
+
+        A line of slope ``s`` fits iff every ceiling vertex ``p`` (less a frame) and floor vertex ``q`` satisfy
+        ``p.y - s p.x <= q.y - s q.x``: each pair bounds ``s`` from one side, so the feasible slopes form an
+        interval, and at device times after every point a line's lowest (highest) placement rises with ``s``.
+        """
+        shift_x, shift_y = ceiling.x0 - floor.x0, -ceiling.y0 - frame_usec - floor.y0
+        ceiling_points = [(shift_x + x, shift_y - y) for x, y in zip(ceiling.xs, ceiling.ys)]
+        low_slope, high_slope = min_slope, max_slope
+        for floor_x, floor_y in zip(floor.xs, floor.ys):  # hull coordinates: small exact integers
+            for ceiling_x, ceiling_y in ceiling_points:
+                run = floor_x - ceiling_x
+                if run > 0:
+                    high_slope = min(high_slope, (floor_y - ceiling_y) / run)
+                elif run < 0:
+                    low_slope = max(low_slope, (floor_y - ceiling_y) / run)
+                elif floor_y < ceiling_y:
+                    return None
+        if low_slope > high_slope:
+            return None
+        low = max(y - low_slope * x for x, y in ceiling_points)
+        high = min(y - high_slope * x for x, y in zip(floor.xs, floor.ys))
+        return cls(floor.x0, floor.y0 + low, low_slope, floor.y0 + high, high_slope)
 
 
 # ---------------------------------------------------------------------------------------------------------------
