@@ -133,7 +133,8 @@ def indistinguishable_until(scenario: Scenario, events: np.ndarray, frame_usec: 
 def main(quick: bool) -> None:
     duration = 600_000_000 if quick else HOUR_USEC
     print(f"Simulated runs of {duration / 60e6:g} min each. |error| in ms after each method's warm-up; "
-          "warm-up in s; 'back' = output steps backwards; cost in µs per timestamp (this machine, shared).\n")
+          "warm-up in s (of the error beyond the latency model's constant delay); 'back' = output steps backwards; "
+          "cost in µs per timestamp (this machine, shared).\n")
     print("| rate | drift | latency | event | latency floor | hwlink p50 / p99 / max | syntalos p50 / p99 / max | "
           "raw p50 / p99 / max | offline p99 | warm-up hwlink / floor seen / any / syntalos | back hwlink / syntalos | "
           "p99 syntalos/hwlink | p99 raw/hwlink | cost hwlink / syntalos |")
