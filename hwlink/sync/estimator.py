@@ -235,6 +235,9 @@ class DriftEstimator:
         self._prompt_share = 0.0
         self._prompt_count = 0
         self._frames_prompt = False
+        # the frames have looked prompt once: from then on every arrival that came with its frame is collected (the
+        # events' phases may look clustered over 64 arrivals again, e.g. at 333 Hz, while they sweep the frame)
+        self._frames_seen_prompt = False
         # warm-up on a prompt frame grid, from each start until the first hand-over: the upper hull (stored negated)
         # of the arrivals that came with their frame, and the bracket of floor lines it leaves open with the floor
         # hull, recomputed now and then
@@ -395,9 +398,10 @@ class DriftEstimator:
         self._frames_prompt = prompt = self._grid_count >= FRAME_GRID_MIN_POINTS and grid_length > FRAME_GRID_LOCK \
             and math.hypot(self._event_cos, self._event_sin) < FRAME_EVENT_SPREAD \
             and self._prompt_share >= FRAME_PROMPT_SHARE
+        self._frames_seen_prompt = self._frames_seen_prompt or prompt
         # on the grid: within the tolerance of the mean phase (cosine of the difference, from the dot product)
-        if not prompt or cos_phase * self._grid_cos + sin_phase * self._grid_sin \
-                < FRAME_GRID_COS_TOLERANCE * grid_length:
+        if not self._frames_seen_prompt or grid_length <= FRAME_GRID_LOCK \
+                or cos_phase * self._grid_cos + sin_phase * self._grid_sin < FRAME_GRID_COS_TOLERANCE * grid_length:
             return
         if self._ceiling is None:
             self._ceiling = LowerHull(secondary, -y)
