@@ -395,12 +395,12 @@ class DriftEstimator:
         self._event_cos += weight * (math.cos(event_phase) - self._event_cos)
         self._event_sin += weight * (math.sin(event_phase) - self._event_sin)
         grid_length = math.hypot(self._grid_cos, self._grid_sin)
-        self._frames_prompt = prompt = self._grid_count >= FRAME_GRID_MIN_POINTS and grid_length > FRAME_GRID_LOCK \
-            and math.hypot(self._event_cos, self._event_sin) < FRAME_EVENT_SPREAD \
+        on_grid = self._grid_count >= FRAME_GRID_MIN_POINTS and grid_length > FRAME_GRID_LOCK  # as on_frame_grid
+        self._frames_prompt = prompt = on_grid and math.hypot(self._event_cos, self._event_sin) < FRAME_EVENT_SPREAD \
             and self._prompt_share >= FRAME_PROMPT_SHARE
         self._frames_seen_prompt = self._frames_seen_prompt or prompt
         # on the grid: within the tolerance of the mean phase (cosine of the difference, from the dot product)
-        if not self._frames_seen_prompt or grid_length <= FRAME_GRID_LOCK \
+        if not self._frames_seen_prompt or not on_grid \
                 or cos_phase * self._grid_cos + sin_phase * self._grid_sin < FRAME_GRID_COS_TOLERANCE * grid_length:
             return
         if self._ceiling is None:
