@@ -22,7 +22,19 @@ U16_MAX = 0xFFFF
 U32_MAX = 0xFFFF_FFFF
 
 
-class LineCommandKind(enum.IntEnum):
+class _SyntalosEnum:
+    """``str()`` and formatting give ``Class.MEMBER``, as Syntalos' Python enums print; values stay ints."""
+
+    def __str__(self) -> str:
+        return enum.Enum.__str__(self)  # type: ignore[arg-type]
+
+    def __format__(self, spec: str) -> str:
+        if spec and spec[-1] in "bcdoxXn":  # an integer format asks for the value
+            return format(int(self), spec)  # type: ignore[call-overload]
+        return format(str(self), spec)
+
+
+class LineCommandKind(_SyntalosEnum, enum.IntEnum):
     UNKNOWN = 0
     SET_MODE = 1
     WRITE_DIGITAL = 2
@@ -32,7 +44,7 @@ class LineCommandKind(enum.IntEnum):
     DEVICE_SPECIFIC = 6
 
 
-class LineModeFlags(enum.IntFlag):
+class LineModeFlags(_SyntalosEnum, enum.IntFlag):
     """Mode bits of SET_MODE. ``ANALOG`` is an hwlink extension (Syntalos has no analog flag): with
     IS_INPUT it asks for analog sampling, with IS_OUTPUT for PWM/DAC output, on lines that can do both."""
 
@@ -43,7 +55,7 @@ class LineModeFlags(enum.IntFlag):
     ANALOG = 8
 
 
-class ControlCommandKind(enum.IntEnum):
+class ControlCommandKind(_SyntalosEnum, enum.IntEnum):
     UNKNOWN = 0
     START = 1
     PAUSE = 2
@@ -127,6 +139,10 @@ class LineReading:
     @property
     def time(self) -> datetime.timedelta:
         return datetime.timedelta(microseconds=self.time_usec)
+
+    @time.setter
+    def time(self, value: datetime.timedelta) -> None:
+        self.time_usec = value // datetime.timedelta(microseconds=1)
 
     _WIRE = struct.Struct("<HIq")
 

@@ -239,7 +239,7 @@ kind = "board"
 url = "sim://?loopback=13:2&latency=none"
 
 [modules.link]
-kind = "script"
+kind = "python-module"
 script = "{script}"
 settings = {{ gain = 3 }}
 

@@ -75,7 +75,7 @@ class BoardModule(Module):
         self.readings.set_metadata(self.readings.metadata)
         self.signals.set_metadata(self.signals.metadata)
         if self.board is not None and self.board.has_device_clock:
-            dataset = self.ctx.dataset(self.name)
+            dataset = self.ctx.dataset(self.name, module=self.name)
             synchronizer = SecondaryClockSynchronizer(id=self.name)
             synchronizer.set_tsync_file_path(dataset.add_aux_file(
                 f"{self.name}-clock.tsync", key="clock-sync", summary="device clock -> master clock"))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hwlink.errors import HwlinkError
+from hwlink.runtime.ports import SyntalosPyError
+from hwlink.runtime.storage import module_dataset
 from hwlink.sync import SecondaryClockSynchronizer, TimeSyncStrategy
 
 if TYPE_CHECKING:
@@ -11,24 +14,44 @@ if TYPE_CHECKING:
 
 
 class ScriptClockSynchronizer(SecondaryClockSynchronizer):
-    """Syntalos' OOP synchronizer: ``set_strategies`` with WRITE_TSYNCFILE writes into the module's dataset."""
+    """Syntalos' OOP synchronizer: ``set_strategies`` with WRITE_TSYNCFILE writes into the module's dataset.
+    Errors from its setters reach the script as SyntalosPyError, like every error of the API."""
 
     def __init__(self, host: Host, expected_frequency_hz: float, sync_id: str) -> None:
-        super().__init__(expected_frequency_hz, sync_id or host.module_name)
+        try:
+            super().__init__(expected_frequency_hz, sync_id or host.module_name)
+        except HwlinkError as error:
+            raise SyntalosPyError(str(error)) from None
         self._host = host
 
     def start(self) -> bool:
-        from hwlink.runtime import mlink
+        try:
+            if self.strategies & TimeSyncStrategy.WRITE_TSYNCFILE and self.tsync_file_path is None:
+                dataset = module_dataset(self._host)
+                self.set_tsync_file_path(dataset.add_aux_file(f"{self.id}.tsync", key=f"tsync-{self.id}",
+                                                              summary=f"clock sync {self.id}"))
+            return super().start()
+        except HwlinkError as error:
+            raise SyntalosPyError(str(error)) from None
 
-        if self.strategies & TimeSyncStrategy.WRITE_TSYNCFILE and self.tsync_file_path is None:
-            dataset = mlink.create_default_dataset()
-            self.set_tsync_file_path(dataset.add_aux_file(f"{self.id}.tsync", key=f"tsync-{self.id}",
-                                                          summary=f"clock sync {self.id}"))
-        return super().start()
+    def set_strategies(self, strategies: int) -> None:
+        try:
+            super().set_strategies(strategies)
+        except HwlinkError as error:
+            raise SyntalosPyError(str(error)) from None
 
     def set_tolerance_usec(self, tolerance_usec: int) -> None:
         """Syntalos' Python name of ``set_tolerance``."""
-        self.set_tolerance(tolerance_usec)
+        try:
+            self.set_tolerance(tolerance_usec)
+        except HwlinkError as error:
+            raise SyntalosPyError(str(error)) from None
+
+    def set_calibration_points_count(self, count: int) -> None:
+        try:
+            super().set_calibration_points_count(count)
+        except HwlinkError as error:
+            raise SyntalosPyError(str(error)) from None
 
     @property
     def clock_correction_offset_usec(self) -> int:
@@ -36,10 +59,9 @@ class ScriptClockSynchronizer(SecondaryClockSynchronizer):
 
 
 def worker_synchronizer(host: Host, expected_frequency_hz: float, sync_id: str) -> ScriptClockSynchronizer:
-    from hwlink.runtime import mlink
-
     if host.collection_path is None:
-        raise mlink.SyntalosPyError("init_clock_synchronizer() is available from prepare() on")
+        raise SyntalosPyError("Unable to create SecondaryClockSynchronizer (module not in PREPARING / READY / "
+                              "RUNNING state).")
     synchronizer = ScriptClockSynchronizer(host, expected_frequency_hz, sync_id)
-    host.synchronizers.append(synchronizer)
+    host.on_stopped.append(synchronizer.stop)
     return synchronizer

@@ -4,14 +4,18 @@ Order of a run: check the file and every module's settings (errors name the line
 (the experiment file is its first dataset) -> load modules (boards open, script workers start and run their
 module-level code) -> connect ports (checked again with the ports scripts registered) -> prepare (in data-flow
 order, so metadata reaches consumers first) -> clock zero -> start (consumers first, sources last) -> wait
-for a stop condition -> stop (sources first) -> close modules -> close the collection. Whatever ends the run
-(duration, a script's ``raise_error``, a failing module, Ctrl-C, a second Ctrl-C forcing), the collection is
-closed with the data recorded so far.
+for a stop condition -> stop (every module at once: sources first, then the rest, without waiting on any)
+-> wait until each has stopped, at most until the stop deadline (the experiment's ``grace_period`` after the
+stop request; a script still running then is killed and the log says which and why) -> close modules -> close
+the collection. A stop requested while modules load, prepare or start ends the run the same way. Whatever ends
+the run (duration, a script's ``raise_error``, a failing module, Ctrl-C, a second Ctrl-C forcing), the
+collection is closed with the data recorded so far.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 import shutil
 import sys
 import threading
@@ -23,20 +27,24 @@ from typing import Any, TextIO
 
 from hwlink.clock import MasterClock
 from hwlink.edl import Collection, CreateFlag, Dataset, uuid7
+from hwlink.edl.tree import sanitize_name
 from hwlink.errors import HwlinkError
 from hwlink.runtime.board_module import BoardModule
 from hwlink.runtime.experiment import ExperimentError, ExperimentFile, load_experiment
 from hwlink.runtime.generators import CameraModule, PulseTrainModule, SignalSourceModule, ToneModule
 from hwlink.runtime.module import Module
 from hwlink.runtime.recorder import RecorderModule
-from hwlink.runtime.script_module import OEProcessorModule, ScriptModule, WorkerFailed
+from hwlink.runtime.script_module import OEProcessorModule, PythonModule, ScriptModule, WorkerFailed
+from hwlink.runtime.spikes import SpikeDetectorModule
 from hwlink.runtime.types import can_connect
 
 MODULE_KINDS: dict[str, type[Module]] = {cls.kind: cls for cls in (
-    BoardModule, ScriptModule, OEProcessorModule, RecorderModule, CameraModule, SignalSourceModule, ToneModule,
-    PulseTrainModule)}
+    BoardModule, ScriptModule, PythonModule, OEProcessorModule, RecorderModule, CameraModule, SignalSourceModule,
+    ToneModule, PulseTrainModule, SpikeDetectorModule)}
 
 RUN_DATASET = "hwlink-run"
+FIRST_NODE_ID = 100  # modules are numbered in file order from here, as Open Ephys numbers its processors
+CLOSE_ALLOWANCE_SEC = 3.0  # a worker that stopped gets at least this long to exit after Shutdown
 
 
 @dataclass
@@ -79,6 +87,12 @@ class Engine:
         self.failed_module: str | None = None
         self._stop = threading.Event()
         self._stop_reason = ""
+        self._stop_requested_at: float | None = None  # time.monotonic() of the first stop request
+        self.stop_requested_usec: int | None = None  # ... on the run's clock
+        self._close_deadline: float | None = None
+        self._storage_lock = threading.RLock()
+        self._owners: dict[str, tuple[str, bool]] = {}  # dataset unit path -> (module, asked for by name)
+        self._recording_dirs: dict[str, Path] = {}  # module -> plain directory given to start_recording
         self._forced = False
         self._print_lock = threading.Lock()
         self._logs: dict[str, TextIO] = {}
@@ -88,6 +102,8 @@ class Engine:
         self._started_modules: list[Module] = []
         self.clock_running = False  # time zero has passed: modules may emit data
         self.on_started: Callable[[Engine], None] | None = None
+        self.grace_period_sec = self.experiment.grace_period_usec / 1e6
+        self._node_ids = {name: FIRST_NODE_ID + index for index, name in enumerate(self.experiment.modules)}
         self.modules = build_modules(self.experiment, self)
         self._resolve_connections(final=False)  # what can be checked before any script has run
 
@@ -99,6 +115,19 @@ class Engine:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def stop_deadline(self) -> float:
+        requested = self._stop_requested_at if self._stop_requested_at is not None else time.monotonic()
+        return requested + self.grace_period_sec
+
+    @property
+    def close_deadline(self) -> float:
+        return self._close_deadline if self._close_deadline is not None else self.stop_deadline
+
+    def node_id(self, module: str) -> int:
+        """The module's Open Ephys-style processor id (100, 101, ... in file order)."""
+        return self._node_ids.get(module, 0)
 
     def fail(self, module: str, message: str) -> None:
         """The first failure ends the run; it is logged and reported."""
@@ -123,24 +152,35 @@ class Engine:
                     self._run_log.write(f"{self.clock.now_usec() / 1e6:10.3f} [{module}] {line}\n")
                     self._run_log.flush()
 
-    def dataset(self, name: str, group: str = "") -> Dataset:
-        """Create-or-open a dataset (``group`` may be 'a/b') in the run's collection."""
+    def dataset(self, name: str, group: str = "", module: str = "") -> Dataset:
+        """Create-or-open a dataset (``group`` may be 'a/b') in the run's collection for a built-in module; one
+        a script created by name is not shared."""
         assert self.collection is not None
         parent = self.collection
         for part in filter(None, group.split("/")):
             parent = parent.create_group(part, CreateFlag.CREATE_OR_OPEN)
-        return parent.create_dataset(name, CreateFlag.CREATE_OR_OPEN)
+        child = parent.create_dataset(name, CreateFlag.CREATE_OR_OPEN)
+        with self._storage_lock:
+            owner = self._owners.setdefault(child.unit_path, (module, False))
+        if owner[1] and owner[0] != module:
+            raise HwlinkError(f"Dataset '{child.name}' already exists in group '{parent.name}'.")
+        return child
 
-    def storage_request(self, module: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def storage_request(self, module: str, op: str, fields: dict[str, Any], explicit: bool = True
+                        ) -> dict[str, Any]:
         """A script's EDL request (the engine owns the collection's manifests)."""
         assert self.collection is not None
-        op = fields["op"]
+        if op == "recording-dir":
+            return {"path": str(self._recording_dir(module))}
+        if op == "recording-done":
+            self._finish_recording_dir(module)
+            return {}
         unit = self._unit(fields.get("unit", fields.get("parent", "")))
-        if op in ("group", "dataset"):
-            if op == "group":
-                child = unit.create_group(fields["name"], CreateFlag.CREATE_OR_OPEN)  # type: ignore[union-attr]
-            else:
-                child = unit.create_dataset(fields["name"], CreateFlag.CREATE_OR_OPEN)  # type: ignore[union-attr]
+        if op == "group":
+            child = unit.create_group(fields["name"], CreateFlag.CREATE_OR_OPEN)
+            return {"path": str(child.path), "name": child.name, "unit": child.unit_path}
+        if op == "dataset":
+            child = self._script_dataset(module, unit, fields["name"], explicit)
             return {"path": str(child.path), "name": child.name, "unit": child.unit_path}
         if op == "set-data-file":
             unit.set_data_file(fields["file_name"], fields["summary"] or None)  # type: ignore[union-attr]
@@ -157,6 +197,64 @@ class Engine:
         else:
             raise HwlinkError(f"unknown storage request {op!r}")
         return {}
+
+    def _script_dataset(self, module: str, parent: Any, name: str, explicit: bool) -> Dataset:
+        """Syntalos' rule: a script's dataset must be new in the run. hwlink's own use for a module (explicit
+        False) shares the module's dataset with the script's default dataset."""
+        wanted = sanitize_name(str(name))
+        with self._storage_lock:
+            existing = parent[wanted] if wanted in parent else None
+            if existing is not None and isinstance(existing, Dataset):
+                owner = self._owners.get(existing.unit_path)
+                if owner is not None and owner[0] == module and not (explicit and owner[1]):
+                    self._owners[existing.unit_path] = (module, owner[1] or explicit)
+                    return existing
+                raise HwlinkError(f"Dataset '{existing.name}' already exists in group '{parent.name}'.")
+            child = parent.create_dataset(name, CreateFlag.MUST_CREATE)
+            self._owners[child.unit_path] = (module, explicit)
+            return child
+
+    def _recording_dir(self, module: str) -> Path:
+        """An Open Ephys processor's recording directory: the module's dataset if it has one, else a plain
+        directory that becomes its dataset if the processor writes anything into it (``recording-done``)."""
+        assert self.collection is not None
+        name = sanitize_name(module)
+        with self._storage_lock:
+            if name in self.collection:
+                existing = self.collection[name]
+                if isinstance(existing, Dataset) and self._owners.get(existing.unit_path, ("",))[0] == module:
+                    return existing.path
+                raise HwlinkError(f"Dataset '{name}' already exists in group '{self.collection.name}'.")
+            path = self.collection.path / name
+            path.mkdir(exist_ok=True)
+            self._recording_dirs[module] = path
+            self._owners[name] = (module, False)
+        return path
+
+    def _finish_recording_dir(self, module: str) -> None:
+        """Remove the recording directory if the processor wrote nothing; else register what it wrote as the
+        module's dataset (moved aside, the dataset created in its place, the files moved in)."""
+        assert self.collection is not None
+        path = self._recording_dirs.pop(module, None)
+        if path is None:
+            dataset = self.collection[sanitize_name(module)] if sanitize_name(module) in self.collection else None
+            if isinstance(dataset, Dataset):
+                dataset.set_data_scan_pattern("*", "written by the processor")
+            return
+        with self._storage_lock:
+            self._owners.pop(path.name, None)
+        entries = list(path.iterdir()) if path.is_dir() else []
+        if not entries:
+            if path.is_dir():
+                path.rmdir()
+            return
+        aside = path.with_name(f".{path.name}.recording")
+        os.rename(path, aside)
+        dataset = self._script_dataset(module, self.collection, path.name, explicit=False)
+        for entry in entries:
+            os.rename(aside / entry.name, dataset.path / entry.name)
+        aside.rmdir()
+        dataset.set_data_scan_pattern("*", "written by the processor")
 
     def _unit(self, unit_path: str) -> Any:
         assert self.collection is not None
@@ -216,13 +314,16 @@ class Engine:
     def request_stop(self, reason: str) -> None:
         if not self._stop_reason:
             self._stop_reason = reason
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
+            self.stop_requested_usec = self.clock.now_usec()
         self._stop.set()
 
     def force(self) -> None:
         """A second Ctrl-C: stop waiting for modules, kill workers, still close the collection."""
         self._forced = True
         self._stop_reason = "forced"
-        self._stop.set()
+        self.request_stop("forced")
 
     def _open_collection(self) -> None:
         self.collection = Collection.create(self.output, attributes={"experiment": self.experiment.name})
@@ -303,10 +404,17 @@ class Engine:
             self._stop.wait(0.2 if remaining is None else min(remaining, 0.2))
 
     def _shutdown(self) -> None:
+        if self._stop_requested_at is None:
+            self.request_stop("finished")
         order = self._flow_order()
-        for module in [m for m in order if m.is_source] + [m for m in order if not m.is_source]:
-            if module in self._started_modules:
-                self._guard(module, module.stop)
+        started = [m for m in order if m in self._started_modules]
+        for module in [m for m in started if m.is_source] + [m for m in started if not m.is_source]:
+            self._guard(module, module.stop)  # none waits: every module gets its stop request now
+        for module in started:
+            self._guard(module, module.wait_stopped)  # all share one deadline
+        for module in order:
+            self._guard(module, module.request_close)
+        self._close_deadline = max(self.stop_deadline, time.monotonic() + CLOSE_ALLOWANCE_SEC)
         for module in order:
             self._guard(module, module.close)
         self.log("engine", f"stopped ({self.failure and 'failed' or self._stop_reason or 'finished'})", "engine")

@@ -107,6 +107,7 @@ class ExperimentFile:
     locator: LineLocator
     name: str = ""
     duration_usec: int | None = None
+    grace_period_usec: int = 5_000_000  # how long a stopping module may take before it is ended
     modules: dict[str, ModuleSpec] = field(default_factory=dict)
     connections: list[ConnectionSpec] = field(default_factory=list)
 
@@ -119,7 +120,8 @@ class ExperimentFile:
 
 
 _TOP_KEYS = {"experiment", "modules", "connect"}
-_EXPERIMENT_KEYS = {"name", "duration"}
+_EXPERIMENT_KEYS = {"name", "duration", "grace_period"}
+MAX_GRACE_PERIOD_USEC = 600_000_000
 
 
 def load_experiment(path: str | Path) -> ExperimentFile:
@@ -150,13 +152,23 @@ def parse_experiment(text: str, path: Path) -> ExperimentFile:
         raise experiment.error((), "experiment", "'experiment' must be a table")
     for key in header:
         if key not in _EXPERIMENT_KEYS:
-            raise experiment.error(("experiment",), key, f"unknown key {key!r} in [experiment]; known: name, duration")
+            raise experiment.error(("experiment",), key,
+                                   f"unknown key {key!r} in [experiment]; known: name, duration, grace_period")
     experiment.name = str(header.get("name") or path.stem)
     if "duration" in header:
         try:
             experiment.duration_usec = parse_duration_usec(header["duration"])
         except ConfigError as error:
             raise experiment.error(("experiment",), "duration", str(error)) from None
+    if "grace_period" in header:
+        try:
+            grace = parse_duration_usec(header["grace_period"])
+        except ConfigError as error:
+            raise experiment.error(("experiment",), "grace_period", str(error)) from None
+        if not 0 < grace <= MAX_GRACE_PERIOD_USEC:
+            raise experiment.error(("experiment",), "grace_period", "grace_period must be more than 0 and at most "
+                                                                     "10 min")
+        experiment.grace_period_usec = grace
     modules = document.get("modules", {})
     if not isinstance(modules, dict) or not modules:
         raise experiment.error(("modules",), None, "the experiment has no modules: add [modules.NAME] tables")

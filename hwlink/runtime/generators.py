@@ -174,7 +174,7 @@ class ToneModule(Module):
         self._thread: PacedThread | None = None
 
     def prepare(self) -> None:
-        dataset = self.ctx.dataset(self.name)
+        dataset = self.ctx.dataset(self.name, module=self.name)
         path = dataset.set_data_file(f"{self.name}.wav", summary=f"tone {self.frequency:g} Hz as played")
         self._wav = wave.open(str(path), "wb")
         self._wav.setnchannels(1)

@@ -1,24 +1,27 @@
-"""The script worker process: ``python -m hwlink.runtime.host FD`` runs one script module of an experiment.
+"""The core of a script worker process: ports, lifecycle, timers and the channel to the engine.
 
-Each script runs in a process of its own, so a script that spins on the CPU, blocks, or crashes cannot stall
-driver timestamps in the engine or take the run down with it. The engine talks to it over the socket passed
-as file descriptor FD (``hwlink.runtime.ipc``); the script's stdout/stderr are pipes the engine reads, so
-``print``, ``println`` and tracebacks reach the terminal and the collection's log.
+Each script runs in a process of its own (started as ``python -m hwlink.runtime.worker FD``), so a script that
+spins on the CPU, blocks, or crashes cannot stall driver timestamps in the engine or take the run down with
+it. The engine talks to it over the socket passed as file descriptor FD (``hwlink.runtime.ipc``) in the typed
+messages of ``hwlink.runtime.control``; the script's stdout/stderr are pipes the engine reads, so ``print``,
+``println`` and tracebacks reach the terminal and the collection's log.
 
-Lifecycle, as in Syntalos' pyworker: ``load`` (module-level code runs here) -> ``prepare`` (script
-``prepare()``) -> ``start`` (clock from the engine's start time, ``start()``, then ``run()`` if defined) ->
-``stop`` (``stop()``) -> ``shutdown``. Callbacks run on the main thread while the script is in
-``await_data``/``wait``/``wait_sec`` or the host's own loop; delayed calls run in all of them.
+Lifecycle, as in Syntalos' pyworker: ``Load`` (module-level code runs here) -> ``Prepare`` (the script's
+``prepare``) -> ``Start`` (clock from the engine's start time, ``start``, then ``run`` if defined) -> ``Stop``
+(``stop``; input items arriving afterwards are dropped, as Syntalos drops its subscriptions) -> ``Shutdown``.
+Callbacks run on the main thread while the script is in ``await_data``/``wait``/``wait_sec`` or the host's own
+loop; delayed calls run in all of them.
+
+Layers on the worker side: ``ports`` (ports, SyntalosPyError) <- ``host`` (this loop) <- ``mlink`` / ``oe`` /
+``clocksync`` / ``storage`` (the script-facing APIs, each a ``ScriptForm`` for the host) <- ``worker`` (the
+``__main__`` that wires them). Nothing here imports the layers above.
 """
 
 from __future__ import annotations
 
-import ctypes
 import heapq
 import itertools
 import os
-import signal
-import socket
 import sys
 import threading
 import time
@@ -26,18 +29,19 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hwlink.clock import MasterClock
 from hwlink.errors import HwlinkError
-from hwlink.runtime import mlink
+from hwlink.runtime import control as ctl
 from hwlink.runtime.ipc import CONTROL, DATA, Channel, Message, data_message
+from hwlink.runtime.ports import InputPort, OutputPort, SyntalosPyError
 from hwlink.runtime.types import DataType, decode, parse_data_type
 
 _RUNTIME_DIR = str(Path(__file__).resolve().parent)
 OUTBOX_FLUSH_BYTES = 1 << 16
 GIL_SWITCH_INTERVAL_SEC = 0.0005  # the flusher thread gets to send within 0.5 ms even while the script computes
-_FATAL = (SystemExit, KeyboardInterrupt, GeneratorExit, AssertionError)
+FATAL = (SystemExit, KeyboardInterrupt, GeneratorExit, AssertionError)
 
 
 def format_user_traceback(error: BaseException) -> str:
@@ -48,62 +52,86 @@ def format_user_traceback(error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, tb)).rstrip()
 
 
+class ScriptForm(Protocol):
+    """How one kind of script takes part in the lifecycle (PyScript functions, a standalone link, an Open
+    Ephys processor class). Hooks return None when the script defines nothing for that step."""
+
+    @property
+    def async_start(self) -> bool: ...
+    def prepare_hook(self) -> Callable[[], object] | None: ...
+    def start_hook(self) -> Callable[[], object] | None: ...
+    def run_hook(self) -> Callable[[], object] | None: ...
+    def stop_hook(self) -> Callable[[], object] | None: ...
+    def load_settings_hook(self) -> Callable[[bytes, Path], object] | None: ...
+    def save_settings_hook(self) -> Callable[[Path], object] | None: ...
+
+
 class Host:
     """Ports, lifecycle state, timers and the channel to the engine, for one script."""
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
-        self.inputs: dict[str, mlink.InputPort] = {}
-        self.outputs: dict[str, mlink.OutputPort] = {}
-        self._input_list: list[mlink.InputPort] = []
-        self._output_list: list[mlink.OutputPort] = []
+        self.inputs: dict[str, InputPort] = {}
+        self.outputs: dict[str, OutputPort] = {}
+        self._input_list: list[InputPort] = []
+        self._output_list: list[OutputPort] = []
         self.module_name = ""
+        self.node_id = 0
         self.settings: bytes | None = None
         self.base_dir = Path.cwd()
         self.collection_path: Path | None = None
         self.run_uuid = b""
         self.clock: MasterClock | None = None
         self.running = False
+        self.stopped = False  # the run's Stop was handled: input items are dropped from here on
         self.shutdown_requested = False
         self.failed = False
-        self.link: mlink.SyntalosLink | None = None
-        self.namespace: dict[str, Any] = {}
-        self.processor: Any = None  # an OEAdapter for Open Ephys-style modules
+        self.form: ScriptForm | None = None
+        self.link: Any = None  # the scripting API's own state (mlink's SyntalosLink)
         self._timers: list[tuple[float, int, Callable[[], object]]] = []
         self._timer_sequence = itertools.count()
         self._pending: deque[Message] = deque()
         self._loaded_sent = False
         self._run_pending = False
-        self._replies: dict[str, dict[str, Any]] = {}
-        self.synchronizers: list[Any] = []  # stopped (tsync closed) when the run stops
+        self._storage_reply: ctl.StorageReply | None = None
+        self.on_stopped: list[Callable[[], object]] = []  # hwlink's own clean-up when the run stops (tsync files)
         self.last_activity = time.monotonic()  # when the main thread last served the channel
         self._outbox = bytearray()
         self._outbox_lock = threading.Lock()
         self._send_order = threading.RLock()
         self._outbox_ready = threading.Event()
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ctl.InputMetadata: self._on_metadata,
+            ctl.Connected: self._on_connected,
+            ctl.Prepare: self._on_prepare,
+            ctl.Start: self._on_start,
+            ctl.Stop: self._on_stop,
+            ctl.Shutdown: self._on_shutdown,
+            ctl.StorageReply: self._on_storage_reply,
+        }
         threading.Thread(target=self._flush_soon, name="hwlink-flush", daemon=True).start()
 
     # ----- ports --------------------------------------------------------------------------------------------
-    def register_port(self, direction: str, name: str, data_type: DataType | str | int
-                      ) -> mlink.InputPort | mlink.OutputPort:
+    def register_port(self, direction: str, name: str, data_type: DataType | str | int) -> InputPort | OutputPort:
         try:
             kind = data_type if isinstance(data_type, DataType) else (
                 DataType(int(data_type)) if isinstance(data_type, int) else parse_data_type(str(data_type)))
         except (ValueError, HwlinkError) as error:
-            raise mlink.SyntalosPyError(str(error)) from None
-        registry, ordered, cls = ((self.inputs, self._input_list, mlink.InputPort) if direction == "in"
-                                  else (self.outputs, self._output_list, mlink.OutputPort))
+            raise SyntalosPyError(str(error)) from None
+        registry, ordered, cls = ((self.inputs, self._input_list, InputPort) if direction == "in"
+                                  else (self.outputs, self._output_list, OutputPort))
         existing = registry.get(name)
         if existing is not None:
             if existing.data_type != kind:
-                raise mlink.SyntalosPyError(
-                    f"port {name!r} is already registered with type {existing.data_type.name}, not {kind.name}")
+                what = "input" if direction == "in" else "output"
+                raise SyntalosPyError(f"Can not register {what} port. A port with ID '{name}', but different data "
+                                      f"type, already exists.")
             return existing
         port = cls(self, name, kind, len(ordered))
-        registry[name] = port
-        ordered.append(port)
+        registry[name] = port  # type: ignore[assignment]
+        ordered.append(port)  # type: ignore[arg-type]
         if self._loaded_sent:
-            self.send_control("port", direction=direction, name=name, data_type=int(kind))
+            self.send_control(ctl.PortAdded(direction, name, int(kind)))
         return port
 
     # ----- messages -----------------------------------------------------------------------------------------
@@ -143,21 +171,20 @@ class Host:
             except OSError:
                 return
 
-    def send_control(self, verb: str, **fields: Any) -> None:
+    def send_control(self, message: ctl.ControlMessage) -> None:
         with self._send_order:
             self.flush()
-            self.channel.send_control(verb, **fields)
+            self.channel.send_control(message)
 
     def send_loaded(self) -> None:
         """Tell the engine the script is loaded, with every port it has by now."""
         if self._loaded_sent:
             return
         self._loaded_sent = True
-        self.send_control(
-            "loaded",
+        self.send_control(ctl.Loaded(
             inputs=[(p.name, int(p.data_type)) for p in self._input_list],
             outputs=[(p.name, int(p.data_type)) for p in self._output_list],
-        )
+        ))
 
     def report_error(self, message: str, explicit: bool = False) -> None:
         """The first error fails the module (``explicit``: raise_error, which always stops the run); later ones
@@ -166,13 +193,13 @@ class Host:
             print(message, file=sys.stderr, flush=True)
             return
         self.failed = True
-        self.send_control("error", message=message, explicit=explicit)
+        self.send_control(ctl.Failed(message, explicit))
 
     def guarded(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call user code; an exception fails the run with the user's traceback."""
         try:
             return function(*args)
-        except _FATAL as error:
+        except FATAL as error:
             self.report_error(format_user_traceback(error))
             self.shutdown_requested = True
             raise
@@ -230,7 +257,9 @@ class Host:
         while not self.shutdown_requested:
             if self._run_pending:
                 self._run_pending = False
-                self.guarded(self.namespace["run"])
+                run = self.form.run_hook() if self.form is not None else None
+                if run is not None:
+                    self.guarded(run)
                 continue
             if event_fn is None:
                 self.pump(None)
@@ -240,102 +269,112 @@ class Host:
 
     def _dispatch(self, message: Message) -> None:
         if message.kind == DATA:
+            if self.stopped or self.failed:
+                return
             port = self._input_list[message.port]
             callback = port.on_data
-            if callback is not None and not self.failed:
+            if callback is not None:
                 self.guarded(callback, decode(port.data_type, message.payload))
         elif message.kind == CONTROL:
-            verb, fields = message.control()
-            getattr(self, "_on_" + verb.replace("-", "_"))(**fields)
+            command = message.control()
+            self._handlers[type(command)](command)
 
-    def edl_request(self, op: str, **fields: Any) -> dict[str, Any]:
-        """Ask the engine to create or register something in the collection and wait for its answer."""
-        self.send_control("edl", op=op, **fields)
-        while "edl" not in self._replies:
+    def storage_request(self, op: str, explicit: bool = True, **fields: Any) -> dict[str, Any]:
+        """Ask the engine to create or register something in the collection and wait for its answer (other
+        messages arriving meanwhile are handled afterwards, in order)."""
+        self.send_control(ctl.StorageRequest(op, fields, explicit))
+        while self._storage_reply is None:
             try:
                 messages = self.channel.receive(None)
             except (EOFError, OSError):
                 os._exit(3)
             for message in messages:
-                if message.kind == CONTROL and message.control()[0] == "edl-reply":
-                    self._replies["edl"] = message.control()[1]
+                command = message.control() if message.kind == CONTROL else None
+                if isinstance(command, ctl.StorageReply):
+                    self._storage_reply = command
                 else:
                     self._pending.append(message)
-        reply = self._replies.pop("edl")
-        if "error" in reply:
-            raise mlink.SyntalosPyError(reply["error"])
-        return reply
+        reply, self._storage_reply = self._storage_reply, None
+        if reply.error is not None:
+            raise SyntalosPyError(reply.error)
+        return reply.fields
 
     # ----- control messages from the engine -----------------------------------------------------------------
-    def _on_metadata(self, port: str, metadata: dict[str, Any]) -> None:
-        if port in self.inputs:
-            self.inputs[port]._metadata = dict(metadata)
+    def _on_storage_reply(self, reply: ctl.StorageReply) -> None:
+        self._storage_reply = reply
 
-    def _on_connected(self, outputs: list[str]) -> None:
+    def _on_metadata(self, message: ctl.InputMetadata) -> None:
+        if message.port in self.inputs:
+            self.inputs[message.port]._metadata = dict(message.metadata)
+
+    def _on_connected(self, message: ctl.Connected) -> None:
         for port in self._output_list:
-            port.connected = port.name in outputs
+            port.connected = port.name in message.outputs
+        for name, source in message.sources.items():
+            if name in self.inputs:
+                self.inputs[name].source = source
 
-    def _lifecycle(self, name: str) -> Any:
-        """The script's hook for a lifecycle step, in whichever form the script uses."""
-        if self.processor is not None:
-            return getattr(self.processor, name)
-        if self.link is not None:
-            return getattr(self.link, "on_" + name)
-        return self.namespace.get(name)
-
-    def _on_prepare(self, collection_path: str, run_uuid: bytes, module_name: str) -> None:
-        self.collection_path = Path(collection_path)
-        self.run_uuid = run_uuid
-        self.module_name = module_name
-        if not self.failed:
-            if self.link is not None and self.link.on_load_settings is not None and self.settings is not None:
-                if self.guarded(self.link.on_load_settings, self.settings, self.base_dir) is False:
+    def _on_prepare(self, message: ctl.Prepare) -> None:
+        self.collection_path = Path(message.collection_path)
+        self.run_uuid = message.run_uuid
+        self.module_name = message.module_name
+        form = self.form
+        if not self.failed and form is not None:
+            load_settings = form.load_settings_hook()
+            if load_settings is not None and self.settings is not None:
+                if self.guarded(load_settings, self.settings, self.base_dir) is False:
                     self.report_error("Module settings could not be loaded (on_load_settings returned False)")
-            hook = self._lifecycle("prepare")
+            hook = form.prepare_hook()
             if hook is not None and not self.failed:
                 result = self.guarded(hook)
                 if result is not None and not result and not self.failed:
                     self.report_error("Module preparation failed (prepare() returned False)")
         if not self.failed:
-            self.send_control("ready")
+            self.send_control(ctl.Ready())
 
-    def _on_start(self, start_ns: int) -> None:
-        self.clock = MasterClock(start_ns)
+    def _on_start(self, message: ctl.Start) -> None:
+        self.clock = MasterClock(message.start_ns)
         self.running = True
-        if self.failed:
-            self.send_control("started")  # the engine is stopping anyway; do not make it wait
+        if self.failed or self.form is None:
+            self.send_control(ctl.Started())  # failed: the engine is stopping anyway; do not make it wait
             return
-        hook = self._lifecycle("start")
-        async_start = self.link is None or self.link.allow_async_start
+        hook = self.form.start_hook()
+        async_start = self.form.async_start
         if async_start:
-            self.send_control("started")
+            self.send_control(ctl.Started())
         if hook is not None:
             self.guarded(hook)
         if not async_start:
-            self.send_control("started")
-        if self.link is None and self.processor is None and callable(self.namespace.get("run")):
+            self.send_control(ctl.Started())
+        if self.form.run_hook() is not None:
             self._run_pending = True
 
-    def _on_stop(self) -> None:
+    def _on_stop(self, message: ctl.Stop | None = None) -> None:
         was_running, self.running = self.running, False
+        self.stopped = True
         self._run_pending = False
-        if was_running and not self.failed:
-            hook = self._lifecycle("stop")
+        form = self.form
+        if was_running and not self.failed and form is not None:
+            hook = form.stop_hook()
             if hook is not None:
                 self.guarded(hook)
-        for synchronizer in self.synchronizers:
-            self.guarded(synchronizer.stop)
-        if self.link is not None and self.link.on_save_settings is not None and self.collection_path:
-            data = self.guarded(self.link.on_save_settings, self.base_dir)
+        for clean_up in self.on_stopped:
+            self.guarded(clean_up)
+        save_settings = form.save_settings_hook() if form is not None else None
+        if save_settings is not None and self.collection_path:
+            data = self.guarded(save_settings, self.base_dir)
             if isinstance(data, (bytes, bytearray)):
-                self.send_control("settings", data=bytes(data))
+                self.send_control(ctl.SavedSettings(bytes(data)))
         sys.stdout.flush()
         sys.stderr.flush()
-        self.send_control("stopped")
+        self.send_control(ctl.Stopped())
 
-    def _on_shutdown(self) -> None:
+    def _on_shutdown(self, message: ctl.Shutdown | None = None) -> None:
         self.running = False
         self.shutdown_requested = True
+
+    def set_status(self, message: str) -> None:
+        self.send_control(ctl.Status(message))
 
     # ----- extras -----------------------------------------------------------------------------------------------
     def rename_process(self) -> None:
@@ -343,11 +382,6 @@ class Host:
             Path("/proc/self/comm").write_text(self.module_name[:15] or "hwlink-script")
         except OSError:
             pass
-
-    def clock_synchronizer(self, expected_frequency_hz: float, sync_id: str) -> Any:
-        from hwlink.runtime.clocksync import worker_synchronizer
-
-        return worker_synchronizer(self, expected_frequency_hz, sync_id)
 
 
 WATCH_INTERVAL_SEC = 0.1
@@ -373,86 +407,9 @@ def watch_for_spinning(host: Host) -> None:
         try:
             if stalled and share > BUSY_SHARE and not flagged:
                 flagged = True
-                host.send_control("busy", share=share)
+                host.send_control(ctl.Busy(share))
             elif flagged and not stalled:
                 flagged = False
-                host.send_control("serving")
+                host.send_control(ctl.Serving())
         except OSError:
             return
-
-
-def _die_with_parent() -> None:
-    """Linux: end this worker if the engine dies (a spinning script never reads the socket's EOF)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _load(host: Host, fields: dict[str, Any]) -> None:
-    host.module_name = fields["module_name"]
-    host.settings = fields.get("settings")
-    host.base_dir = Path(fields["base_dir"])
-    for name, data_type in fields["inputs"]:
-        host.register_port("in", name, DataType(data_type))
-    for name, data_type in fields["outputs"]:
-        host.register_port("out", name, DataType(data_type))
-    path = Path(fields["script"])
-    sys.argv = [str(path)]
-    sys.path.insert(0, str(path.parent))
-    host.namespace.update({"__name__": "__main__", "__file__": str(path), "__builtins__": __builtins__})
-    try:
-        code = compile(path.read_bytes(), str(path), "exec")
-        exec(code, host.namespace)  # noqa: S102 - running the user's script is the point
-    except _FATAL as error:
-        if not host.shutdown_requested:
-            host.report_error(format_user_traceback(error))
-        return
-    except BaseException as error:
-        host.report_error(format_user_traceback(error))
-        return
-    if fields.get("processor_class") and not host.failed and not host.shutdown_requested:
-        from hwlink.runtime.oe import OEAdapter
-
-        try:
-            host.processor = OEAdapter(host, fields["processor_class"])
-        except mlink.SyntalosPyError as error:
-            host.report_error(str(error))
-
-
-def main(argv: list[str]) -> int:
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SEC)
-    channel = Channel(socket.socket(fileno=int(argv[1])), blocking_send=True)
-    host = Host(channel)
-    mlink._bind(host)
-    sys.modules["syntalos_mlink"] = mlink
-    while True:
-        messages = channel.receive(None)
-        load = next((m for m in messages if m.kind == CONTROL and m.control()[0] == "load"), None)
-        if load is not None:
-            host._pending.extend(m for m in messages if m is not load)
-            break
-    fields = load.control()[1]
-    if fields.get("cpu_guard"):
-        threading.Thread(target=watch_for_spinning, args=(host,), name="hwlink-watch", daemon=True).start()
-    _load(host, fields)
-    try:
-        if not host.shutdown_requested:
-            host.serve()
-    except _FATAL:
-        pass
-    try:
-        host.flush()
-    except OSError:
-        pass
-    sys.stdout.flush()
-    sys.stderr.flush()
-    channel.close()
-    return 1 if host.failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -4,7 +4,7 @@ Why this IPC: a Unix socket pair costs at most one syscall per message (a few µ
 needs no shared-memory bookkeeping, reports a dead peer as EOF at once, and the kernel buffer lets the reader
 take many small messages in one ``recv`` (throughput). Every message is an 8-byte header
 (payload length u32, kind u8, data type u8, port index u16) and a payload: stream items use the compact
-encodings of ``hwlink.runtime.types``; rare lifecycle messages are pickled dicts.
+encodings of ``hwlink.runtime.types``; rare lifecycle messages are pickled (``hwlink.runtime.control``).
 
 The engine side never blocks the thread that sends (a driver's reading thread must keep timestamping): it
 tries a non-blocking send and leaves whatever the socket did not take to a flusher thread. The worker side
@@ -32,17 +32,19 @@ class Message(NamedTuple):
     port: int
     payload: bytes
 
-    def control(self) -> tuple[str, dict[str, Any]]:
-        verb, fields = pickle.loads(self.payload)
-        return verb, fields
+    def control(self) -> Any:
+        """The control message (a ``hwlink.runtime.control`` dataclass; a (verb, fields) pair if sent so)."""
+        return pickle.loads(self.payload)
 
 
 def data_message(port: int, data_type: int, payload: bytes) -> bytes:
     return HEADER.pack(len(payload), DATA, data_type, port) + payload
 
 
-def control_message(verb: str, **fields: Any) -> bytes:
-    payload = pickle.dumps((verb, fields), protocol=pickle.HIGHEST_PROTOCOL)
+def control_message(message: Any, **fields: Any) -> bytes:
+    """A control message: a ``hwlink.runtime.control`` object, or a verb and fields (tools and tests)."""
+    payload = pickle.dumps((message, fields) if isinstance(message, str) else message,
+                           protocol=pickle.HIGHEST_PROTOCOL)
     return HEADER.pack(len(payload), CONTROL, 0, 0) + payload
 
 
@@ -81,8 +83,8 @@ class Channel:
                 self._start_flusher()
                 self._backlog_ready.notify()
 
-    def send_control(self, verb: str, **fields: Any) -> None:
-        self.send(control_message(verb, **fields))
+    def send_control(self, message: Any, **fields: Any) -> None:
+        self.send(control_message(message, **fields))
 
     def _start_flusher(self) -> None:
         if self._flusher is None:

@@ -1,9 +1,13 @@
 """hwlink's implementation of Syntalos' ``syntalos_mlink`` API, for scripts running in a worker process.
 
-The worker registers this module as ``sys.modules['syntalos_mlink']`` before it runs the user's script, so
-``import syntalos_mlink as syl`` resolves here without a top-level package of that name being installed.
-Everything the script does goes through the worker's ``Host`` (``hwlink.runtime.host``): ports, timers,
-lifecycle state and the message channel to the engine.
+The worker (``hwlink.runtime.worker``) registers this module as ``sys.modules['syntalos_mlink']`` before it
+runs the user's script, so ``import syntalos_mlink as syl`` resolves here without a top-level package of that
+name being installed. Everything the script does goes through the worker's ``Host`` (``hwlink.runtime.host``):
+ports, timers, lifecycle state and the message channel to the engine.
+
+As in Syntalos, a Python Script module (``kind = "script"``) runs with the link already initialized (so
+``init_link()`` raises), while a standalone Python module (``kind = "python-module"``) must call
+``init_link()`` before anything else of the API. Every error the API raises is a ``SyntalosPyError``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hwlink.errors import HwlinkError
 from hwlink.lines import (
     ControlCommand,
     ControlCommandKind,
@@ -23,7 +28,9 @@ from hwlink.lines import (
     OutputLine,
     new_line_command,
 )
-from hwlink.sync import SecondaryClockSynchronizer, TimeSyncStrategy
+from hwlink.runtime import clocksync
+from hwlink.runtime.ports import InputPort, OutputPort, SyntalosPyError
+from hwlink.runtime.storage import EdlDataset, EdlGroup, root_group
 from hwlink.runtime.types import (
     DataType,
     Frame,
@@ -31,15 +38,11 @@ from hwlink.runtime.types import (
     SignalBlockF32,
     SignalBlockI32,
     SignalBlockU16,
-    check_item,
-    encode,
 )
+from hwlink.sync import SecondaryClockSynchronizer, TimeSyncStrategy
 
 if TYPE_CHECKING:
     from hwlink.runtime.host import Host
-
-HwOutputLine = OutputLine
-HwInputLine = InputLine
 
 __all__ = [
     "ControlCommand", "ControlCommandKind", "DataType", "EdlDataset", "EdlGroup", "Frame", "HwInputLine",
@@ -52,10 +55,8 @@ __all__ = [
     "print_types_synonyms", "create_storage_group", "create_dataset_in_group",
 ]
 
-
-class SyntalosPyError(Exception):
-    """Raised for misuse of the API (wrong data type submitted, bad port, calls outside a run)."""
-
+NOT_INITIALIZED = "Syntalos Module Link was not initialized. Call `syntalos_mlink.init_link()` first!"
+INITIALIZED_TWICE = "Syntalos Module Link was already initialized. It is not allowed to run `init_link()` twice!"
 
 _host: Host | None = None
 
@@ -67,90 +68,58 @@ def _bind(host: Host) -> None:
 
 
 def _the_host() -> Host:
+    """The worker's host, once the link is initialized (by the worker for a Python Script module, by the
+    script's ``init_link()`` for a standalone module)."""
     if _host is None:
         raise SyntalosPyError("This module was not run by hwlink (start it with `hwlink run EXPERIMENT`)")
+    if _host.link is None:
+        raise SyntalosPyError(NOT_INITIALIZED)
     return _host
 
 
-# ----- ports -------------------------------------------------------------------------------------------------
+# ----- hardware line helpers: hwlink.lines' handles, raising SyntalosPyError as Syntalos does -------------
 
-class InputPort:
-    """A stream coming into the script; set ``on_data`` to receive its items."""
+class HwOutputLine(OutputLine):
+    """Syntalos' ``HwOutputLine``: builds, submits and returns LineCommands for one output line."""
 
-    def __init__(self, host: Host, name: str, data_type: DataType, index: int) -> None:
-        self._host = host
-        self.name = name
-        self.data_type = data_type
-        self.index = index
-        self._metadata: dict[str, Any] = {}
-        self.on_data: Callable[[Any], object] | None = None
-        self.throttle_items_per_sec = 0
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """The upstream output's metadata (a copy: it is read-only for the receiver)."""
-        return dict(self._metadata)
-
-    def set_throttle_items_per_sec(self, items_per_sec: int) -> None:
-        """Receive at most this many items per second (0 = all); the engine drops the rest before sending."""
-        value = int(items_per_sec)
-        if value < 0:
-            raise SyntalosPyError("throttle must be 0 (off) or a positive number of items per second")
-        self.throttle_items_per_sec = value
-        self._host.send_control("throttle", port=self.name, items_per_sec=value)
-
-    def __repr__(self) -> str:
-        return f"<InputPort {self.name!r} {self.data_type.name}>"
-
-
-class OutputPort:
-    """A stream going out of the script; ``submit`` type-checks each item against the port's type."""
-
-    def __init__(self, host: Host, name: str, data_type: DataType, index: int) -> None:
-        self._host = host
-        self.name = name
-        self.data_type = data_type
-        self.index = index
-        self._metadata: dict[str, Any] = {}
-        self.connected = True
-
-    def submit(self, data: Any) -> None:
+    def __init__(self, port: OutputPort, line_id: int, analog: bool = False) -> None:
         try:
-            item = check_item(self.data_type, data)
-        except TypeError as error:
-            raise SyntalosPyError(f"Data submission failed on port {self.name!r}: {error}") from None
-        if self.connected:
-            self._host.send_data(self.index, self.data_type, encode(self.data_type, item))
+            super().__init__(port, line_id, analog)
+        except HwlinkError as error:
+            raise SyntalosPyError(str(error)) from None
 
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return dict(self._metadata)
+    def set_value(self, value: bool) -> LineCommand:
+        if self.analog:
+            raise SyntalosPyError(f"set_value() is only valid for digital OutputLine; line {self.line_id} is "
+                                  "analog (use set_analog_value()).")
+        return super().set_value(value)
 
-    def set_metadata_value(self, key: str, value: Any) -> None:
-        if not isinstance(value, (int, float, str, MetaSize, list, tuple, bool)) or value is None:
-            raise SyntalosPyError(f"metadata {key!r}: unsupported value type {type(value).__name__}")
-        self._metadata[str(key)] = list(value) if isinstance(value, tuple) else value
-        self._publish()
+    def pulse(self, duration_usec: int = 2500) -> LineCommand:
+        if self.analog:
+            raise SyntalosPyError(f"pulse() is only valid for digital OutputLine; line {self.line_id} is analog.")
+        return super().pulse(duration_usec)
 
-    def set_metadata_value_size(self, key: str, value: MetaSize | list[int] | tuple[int, int]) -> None:
-        if isinstance(value, MetaSize):
-            size = MetaSize(value.width, value.height)
-        else:
-            width, height = value
-            size = MetaSize(width, height)
-        self._metadata[str(key)] = size
-        self._publish()
+    def set_analog_value(self, value: int) -> LineCommand:
+        if not self.analog:
+            raise SyntalosPyError(f"set_analog_value() is only valid for analog OutputLine; line {self.line_id} "
+                                  "is digital (use set_value()).")
+        try:
+            return super().set_analog_value(value)
+        except HwlinkError as error:
+            raise SyntalosPyError(str(error)) from None
 
-    def set_metadata(self, metadata: dict[str, Any]) -> None:
-        self._metadata = dict(metadata)
-        self._publish()
 
-    def _publish(self) -> None:
-        self._host.send_control("out-metadata", port=self.name, metadata=self._metadata)
+class HwInputLine(InputLine):
+    """Syntalos' ``HwInputLine``: ``send_mode()`` configures the line; readings arrive on an input port."""
 
-    def __repr__(self) -> str:
-        return f"<OutputPort {self.name!r} {self.data_type.name}>"
+    def __init__(self, port: OutputPort, line_id: int, pullup: bool = False) -> None:
+        try:
+            super().__init__(port, line_id, pullup)
+        except HwlinkError as error:
+            raise SyntalosPyError(str(error)) from None
 
+
+# ----- ports -------------------------------------------------------------------------------------------------
 
 def get_input_port(port_id: str) -> InputPort | None:
     return _the_host().inputs.get(port_id)
@@ -205,9 +174,16 @@ def time_since_start_msec() -> int:
 
 
 def schedule_delayed_call(delay_msec: int, callable_fn: Callable[[], object]) -> None:
-    if delay_msec < 0:
-        raise SyntalosPyError("delay must not be negative")
-    _the_host().call_later(delay_msec / 1e3, callable_fn)
+    host = _the_host()
+    if not callable(callable_fn):
+        raise SyntalosPyError(f"schedule_delayed_call() needs a callable, not {type(callable_fn).__name__}")
+    try:
+        delay = float(delay_msec)
+    except (TypeError, ValueError):
+        raise SyntalosPyError(f"delay must be a number of milliseconds, not {delay_msec!r}") from None
+    if delay < 0:
+        raise SyntalosPyError("Delay must be positive or zero.")
+    host.call_later(delay / 1e3, callable_fn)
 
 
 def println(text: object) -> None:
@@ -236,90 +212,63 @@ def raise_error(message: str) -> None:
 
 # ----- EDL storage (the engine owns the collection; these are handles onto its directories) --------------
 
-class EdlDataset:
-    """A dataset directory in the run's collection; files written here are registered with the engine."""
-
-    def __init__(self, host: Host, path: Path, name: str, unit: str) -> None:
-        self._host = host
-        self.path = Path(path)
-        self.name = name
-        self._unit = unit
-
-    @property
-    def is_empty(self) -> bool:
-        return not any(self.path.iterdir())
-
-    def set_data_file(self, file_name: str, summary: str = "", scan: bool = False) -> Path:
-        self._host.edl_request("set-data-file", unit=self._unit, file_name=file_name, summary=summary, scan=scan)
-        return self.path / file_name
-
-    def add_aux_file(self, file_name: str, key: str = "", summary: str = "", scan: bool = False) -> Path:
-        self._host.edl_request("add-aux-file", unit=self._unit, file_name=file_name, key=key, summary=summary,
-                               scan=scan)
-        return self.path / file_name
-
-    def path_for_basename(self, basename: str) -> Path:
-        return self.path / basename
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self._host.edl_request("set-attribute", unit=self._unit, key=key, value=value)
-
-    def __repr__(self) -> str:
-        return f"<EdlDataset {self._unit}>"
-
-
-class EdlGroup:
-    """A group directory in the run's collection."""
-
-    def __init__(self, host: Host, path: Path, name: str, unit: str) -> None:
-        self._host = host
-        self.path = Path(path)
-        self.name = name
-        self._unit = unit
-
-    def create_group(self, name: str) -> EdlGroup:
-        reply = self._host.edl_request("group", parent=self._unit, name=name)
-        return EdlGroup(self._host, Path(reply["path"]), reply["name"], reply["unit"])
-
-    def create_dataset(self, name: str) -> EdlDataset:
-        reply = self._host.edl_request("dataset", parent=self._unit, name=name)
-        return EdlDataset(self._host, Path(reply["path"]), reply["name"], reply["unit"])
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self._host.edl_request("set-attribute", unit=self._unit, key=key, value=value)
-
-    def __repr__(self) -> str:
-        return f"<EdlGroup {self._unit or '/'}>"
-
-
-def _root_group(host: Host) -> EdlGroup:
-    if host.collection_path is None:
-        raise SyntalosPyError("storage is available from prepare() on")
-    return EdlGroup(host, host.collection_path, host.collection_path.name, "")
-
-
 def create_default_dataset(preferred_name: str = "") -> EdlDataset:
-    """A dataset named after the module (or ``preferred_name``) at the collection root."""
+    """A dataset named after the module (or ``preferred_name``) at the collection root; must be new."""
     host = _the_host()
-    return _root_group(host).create_dataset(preferred_name or host.module_name)
+    return root_group(host).create_dataset(preferred_name or host.module_name)
 
 
 def create_storage_group(name: str) -> EdlGroup:
-    return _root_group(_the_host()).create_group(name)
+    return root_group(_the_host()).create_group(name)
 
 
 def create_dataset_in_group(group: EdlGroup, name: str) -> EdlDataset:
+    if not isinstance(group, EdlGroup):
+        raise SyntalosPyError(f"create_dataset_in_group() needs an EdlGroup, not {type(group).__name__}")
     return group.create_dataset(name)
 
 
 def init_clock_synchronizer(expected_frequency_hz: float = 0.0, id: str = "") -> Any:  # noqa: A002
     """A secondary clock synchronizer whose tsync file goes into this module's dataset."""
-    return _the_host().clock_synchronizer(float(expected_frequency_hz), id)
+    try:
+        frequency = float(expected_frequency_hz)
+    except (TypeError, ValueError):
+        raise SyntalosPyError(f"expected_frequency_hz must be a number, not {expected_frequency_hz!r}") from None
+    return clocksync.worker_synchronizer(_the_host(), frequency, str(id))
 
 
+# ----- the two forms: Python Script functions, and the standalone link -----------------------------------
 
+class ScriptFunctions:
+    """A Python Script module's lifecycle: the global ``prepare``/``start``/``run``/``stop`` it defines."""
 
-# ----- the standalone form -------------------------------------------------------------------------------
+    async_start = True
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self._namespace = namespace
+
+    def _function(self, name: str) -> Callable[[], object] | None:
+        function = self._namespace.get(name)
+        return function if callable(function) else None
+
+    def prepare_hook(self) -> Callable[[], object] | None:
+        return self._function("prepare")
+
+    def start_hook(self) -> Callable[[], object] | None:
+        return self._function("start")
+
+    def run_hook(self) -> Callable[[], object] | None:
+        return self._function("run")
+
+    def stop_hook(self) -> Callable[[], object] | None:
+        return self._function("stop")
+
+    def load_settings_hook(self) -> None:
+        return None
+
+    def save_settings_hook(self) -> None:
+        return None
+
 
 class SyntalosLink:
     """What ``init_link()`` returns: lifecycle callbacks, port registration and the event loop."""
@@ -335,6 +284,30 @@ class SyntalosLink:
         self.on_load_settings: Callable[[bytes, Path], bool] | None = None
         self.allow_async_start = True
 
+    # the host's view (ScriptForm)
+    @property
+    def async_start(self) -> bool:
+        return bool(self.allow_async_start)
+
+    def prepare_hook(self) -> Callable[[], object] | None:
+        return self.on_prepare
+
+    def start_hook(self) -> Callable[[], object] | None:
+        return self.on_start
+
+    def run_hook(self) -> None:
+        return None
+
+    def stop_hook(self) -> Callable[[], object] | None:
+        return self.on_stop
+
+    def load_settings_hook(self) -> Callable[[bytes, Path], object] | None:
+        return self.on_load_settings
+
+    def save_settings_hook(self) -> Callable[[Path], object] | None:
+        return self.on_save_settings
+
+    # the script's view
     def register_input_port(self, port_id: str, title: str, data_type: DataType | str | int) -> InputPort:
         return self._host.register_port("in", port_id, data_type)  # type: ignore[return-value]
 
@@ -355,7 +328,7 @@ class SyntalosLink:
         self._host.send_loaded()
 
     def set_status_message(self, message: str | None = None) -> None:
-        self._host.send_control("status", message=(message or "")[:128])
+        self._host.set_status((message or "")[:128])
 
     @property
     def is_running(self) -> bool:
@@ -367,7 +340,7 @@ class SyntalosLink:
 
     @property
     def root_group(self) -> EdlGroup:
-        return _root_group(self._host)
+        return root_group(self._host)
 
     def create_default_dataset(self, preferred_name: str = "") -> EdlDataset:
         return create_default_dataset(preferred_name)
@@ -376,18 +349,29 @@ class SyntalosLink:
         return create_storage_group(name)
 
     def create_dataset_in_group(self, group: EdlGroup, name: str) -> EdlDataset:
-        return group.create_dataset(name)
+        return create_dataset_in_group(group, name)
 
     def init_clock_synchronizer(self, expected_frequency_hz: float = 0.0, id: str = "") -> Any:  # noqa: A002
         return init_clock_synchronizer(expected_frequency_hz, id)
 
 
 def init_link(*, rename_process: bool = False) -> SyntalosLink:
-    """The standalone form's entry point; once per process."""
-    host = _the_host()
-    if host.link is not None:
-        raise SyntalosPyError("init_link() was already called: the link is already initialized")
-    host.link = SyntalosLink(host)
+    """The standalone form's entry point; once per process. In a Python Script module the link is already
+    initialized by the worker, so this raises, as in Syntalos."""
+    if _host is None:
+        raise SyntalosPyError("This module was not run by hwlink (start it with `hwlink run EXPERIMENT`)")
+    if _host.link is not None:
+        raise SyntalosPyError(INITIALIZED_TWICE)
+    link = SyntalosLink(_host)
+    _host.link = link
+    _host.form = link
     if rename_process:
-        host.rename_process()
-    return host.link
+        _host.rename_process()
+    return link
+
+
+def _init_link_for_script(host: Host, namespace: dict[str, Any]) -> None:
+    """What the worker does for a Python Script module before running it (Syntalos' pyworker initializes the
+    link with its own handle): the link exists, the script's global functions are its lifecycle."""
+    host.link = SyntalosLink(host)
+    host.form = ScriptFunctions(namespace)

@@ -21,16 +21,24 @@ class RunContext(Protocol):
     clock: MasterClock
     collection: Collection | None
     clock_running: bool  # time zero has passed (modules start after it, consumers first)
+    grace_period_sec: float  # how long a stopping module may take before it is ended
 
     run_uuid: bytes
 
     def fail(self, module: str, message: str) -> None: ...
     def log(self, module: str, text: str, stream: str = "stdout") -> None: ...
-    def dataset(self, name: str, group: str = "") -> Dataset: ...
-    def storage_request(self, module: str, fields: dict[str, Any]) -> dict[str, Any]: ...
+    def dataset(self, name: str, group: str = "", module: str = "") -> Dataset: ...
+    def storage_request(self, module: str, op: str, fields: dict[str, Any], explicit: bool) -> dict[str, Any]: ...
     def save_settings(self, module: str, data: bytes) -> None: ...
+    def node_id(self, module: str) -> int: ...
     @property
     def forced(self) -> bool: ...
+    @property
+    def stopping(self) -> bool: ...
+    @property
+    def stop_deadline(self) -> float: ...  # time.monotonic() by which every module must have stopped
+    @property
+    def close_deadline(self) -> float: ...  # ... and by which every worker must have exited
 
 
 class OutPort:
@@ -149,7 +157,15 @@ class Module:
         """The run starts: the clock reads 0 just before the first module starts."""
 
     def stop(self) -> None:
-        """The run ends; stop producing. Data still in flight may arrive until ``close``."""
+        """The run ends; stop producing, without blocking for long: every module is stopped one after another
+        right away (sources first). Data still in flight may arrive until ``close``."""
+
+    def wait_stopped(self) -> None:
+        """After every module got ``stop``: wait until this one has stopped, at most until the run's
+        ``stop_deadline`` (then end it)."""
+
+    def request_close(self) -> None:
+        """Before any module is closed: start releasing what takes time (workers are asked to exit)."""
 
     def close(self) -> None:
         """Release everything (idempotent; also called when load or prepare failed)."""

@@ -81,7 +81,7 @@ class RecorderModule(Module):
         metadata = self.port.source.metadata if self.port.source else {}
         name = self.dataset_name or metadata.get("data_name_proposal") or self.name
         path = PurePosixPath(str(name))
-        return self.ctx.dataset(path.name, str(path.parent) if str(path.parent) != "." else "")
+        return self.ctx.dataset(path.name, str(path.parent) if str(path.parent) != "." else "", module=self.name)
 
     def _open(self, first: Any) -> None:
         data_type = self.port.stream_type

@@ -1,10 +1,16 @@
-"""Engine side of script modules (``script`` and ``oe-processor``): one worker process each.
+"""Engine side of script modules (``script``, ``python-module`` and ``oe-processor``): one worker process each.
 
-The engine starts ``python -m hwlink.runtime.host FD`` with one end of a socket pair, sends it the script and
-its ports, and relays stream items both ways (``hwlink.runtime.ipc``). A reader thread per worker turns its
+The engine starts ``python -m hwlink.runtime.worker FD`` with one end of a socket pair, sends it the script and
+its ports, and relays stream items both ways (``hwlink.runtime.ipc``); control messages are the typed
+vocabulary of ``hwlink.runtime.control``. A reader thread per worker turns its
 messages into emits on the module's output ports; items for the worker are encoded on the producer's thread
 and sent without blocking it. The worker's stdout and stderr are pipes read line by line into the terminal
 and the collection's log.
+
+A worker never holds the run hostage: ``stop`` only sends Stop (every worker gets it at once), ``wait_stopped``
+waits until the run's stop deadline (the experiment's grace period after the stop request) and then kills
+the worker, saying which and why; a worker stuck while loading, preparing or starting is given up as soon as
+a stop is requested and killed at the same deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+from hwlink.runtime import control as ctl
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.ipc import CONTROL, DATA, Channel, Message, data_message
 from hwlink.runtime.module import InPort, Module, RunContext
@@ -25,15 +32,13 @@ from hwlink.runtime.types import DataType, decode, encode, parse_data_type
 
 LOAD_TIMEOUT_SEC = 60.0
 PREPARE_TIMEOUT_SEC = 60.0
-STOP_TIMEOUT_SEC = 5.0
-EXIT_TIMEOUT_SEC = 3.0
 LOW_PRIORITY_NICE = 19
 DEFAULT_MAX_BACKLOG_MB = 256  # queued for a script that does not keep up: then the run stops, rather than run
 #                               the machine out of memory and lose everything
 
 
 class WorkerFailed(Exception):
-    """The worker reported an error or died while the engine waited for it."""
+    """The worker reported an error or died while the engine waited for it, or the run is stopping."""
 
 
 class ScriptModule(Module):
@@ -42,6 +47,7 @@ class ScriptModule(Module):
     kind = "script"
     description = "Python script"
     dynamic_ports = True
+    form = "script"  # how the worker runs it (hwlink.runtime.worker)
     processor_class: str | None = None  # the Open Ephys kind names its processor class
 
     def __init__(self, spec: ModuleSpec, ctx: RunContext) -> None:
@@ -74,7 +80,9 @@ class ScriptModule(Module):
         self._process: subprocess.Popen[bytes] | None = None
         self._channel: Channel | None = None
         self._threads: list[threading.Thread] = []
-        self._events = {name: threading.Event() for name in ("loaded", "ready", "started", "stopped")}
+        self._events = {cls: threading.Event() for cls in (ctl.Loaded, ctl.Ready, ctl.Started, ctl.Stopped)}
+        self._phase = "loading"  # what the worker is doing, for the log when it has to be killed
+        self._killed = False
         self._closing = False
         self._base_priority = os.getpriority(os.PRIO_PROCESS, 0) + self.nice
         self._failed = False
@@ -96,7 +104,7 @@ class ScriptModule(Module):
         engine_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ, PYTHONUNBUFFERED="1", SYNTALOS_MODULE_ID=f"{self.kind}_{self.name}")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "hwlink.runtime.host", str(worker_end.fileno())],
+            [sys.executable, "-m", "hwlink.runtime.worker", str(worker_end.fileno())],
             pass_fds=[worker_end.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=env, cwd=os.getcwd(),
         )
@@ -107,12 +115,13 @@ class ScriptModule(Module):
         self._spawn(self._read_messages, "messages")
         self._spawn(lambda: self._read_output(self._process.stdout, "stdout"), "stdout")  # type: ignore[union-attr]
         self._spawn(lambda: self._read_output(self._process.stderr, "stderr"), "stderr")  # type: ignore[union-attr]
-        self._channel.send_control(
-            "load", script=str(self.script), module_name=self.name, base_dir=str(self.spec.file.directory),
-            settings=self._settings_bytes, processor_class=self.processor_class, cpu_guard=self.cpu_guard,
+        self._channel.send_control(ctl.Load(
+            script=str(self.script), module_name=self.name, base_dir=str(self.spec.file.directory), form=self.form,
             inputs=[(name, int(port.data_type)) for name, port in self.inputs.items()],  # type: ignore[arg-type]
             outputs=[(name, int(port.data_type)) for name, port in self.outputs.items()],  # type: ignore[arg-type]
-        )
+            settings=self._settings_bytes, processor_class=self.processor_class, cpu_guard=self.cpu_guard,
+            node_id=self.ctx.node_id(self.name),
+        ))
 
     def _spawn(self, target: Any, what: str) -> None:
         thread = threading.Thread(target=target, name=f"hwlink-{self.name}-{what}", daemon=True)
@@ -165,35 +174,72 @@ class ScriptModule(Module):
             return
         if message.kind != CONTROL:
             return
-        verb, fields = message.control()
-        if verb == "loaded":
-            self._adopt_ports(fields["inputs"], fields["outputs"])
-            self._events["loaded"].set()
-        elif verb == "port":
-            self._adopt_port(fields["direction"], fields["name"], DataType(fields["data_type"]))
-        elif verb == "out-metadata":
-            port = self.outputs.get(fields["port"])
-            if port is not None:
-                port.set_metadata(fields["metadata"])
-        elif verb in ("ready", "started", "stopped"):
-            self._events[verb].set()
-        elif verb == "error":
-            self._fail(fields["message"], explicit=fields.get("explicit", False))
-        elif verb == "throttle":
-            port = self.inputs.get(fields["port"])
-            if port is not None:
-                port.set_throttle(int(fields["items_per_sec"]))
-        elif verb == "edl":
-            self._answer_storage(fields)
-        elif verb == "settings":
-            self.ctx.save_settings(self.name, fields["data"])
-        elif verb == "busy":
-            self._set_priority(True, f"script spins outside await_data ({fields['share']:.0%} of a core): "
-                                                  "running it at low priority so driver timestamps stay on time")
-        elif verb == "serving":
-            self._set_priority(False, "script serves data again: normal priority")
-        elif verb == "status":
-            self.ctx.log(self.name, f"status: {fields['message']}", "status")
+        command = message.control()
+        handler = self._HANDLERS.get(type(command))
+        if handler is None:
+            raise ValueError(f"unexpected control message {command!r}")
+        handler(self, command)
+
+    def _on_loaded(self, message: ctl.Loaded) -> None:
+        self._adopt_ports(message.inputs, message.outputs)
+        self._events[ctl.Loaded].set()
+
+    def _on_port(self, message: ctl.PortAdded) -> None:
+        self._adopt_port(message.direction, message.name, DataType(message.data_type))
+
+    def _on_out_metadata(self, message: ctl.OutputMetadata) -> None:
+        port = self.outputs.get(message.port)
+        if port is not None:
+            port.set_metadata(message.metadata)
+
+    def _on_step_done(self, message: ctl.Ready | ctl.Started | ctl.Stopped) -> None:
+        self._events[type(message)].set()
+
+    def _on_failed(self, message: ctl.Failed) -> None:
+        self._fail(message.message, explicit=message.explicit)
+
+    def _on_throttle(self, message: ctl.Throttle) -> None:
+        port = self.inputs.get(message.port)
+        if port is not None:
+            port.set_throttle(int(message.items_per_sec))
+
+    def _on_settings(self, message: ctl.SavedSettings) -> None:
+        self.ctx.save_settings(self.name, message.data)
+
+    def _on_busy(self, message: ctl.Busy) -> None:
+        self._set_priority(True, f"script spins outside await_data ({message.share:.0%} of a core): "
+                                 "running it at low priority so driver timestamps stay on time")
+
+    def _on_serving(self, message: ctl.Serving) -> None:
+        self._set_priority(False, "script serves data again: normal priority")
+
+    def _on_status(self, message: ctl.Status) -> None:
+        self.ctx.log(self.name, f"status: {message.message}", "status")
+
+    def _answer_storage(self, message: ctl.StorageRequest) -> None:
+        assert self._channel is not None
+        try:
+            reply = ctl.StorageReply(self.ctx.storage_request(self.name, message.op, message.fields,
+                                                              message.explicit))
+        except Exception as error:
+            reply = ctl.StorageReply({}, str(error))
+        self._channel.send_control(reply)
+
+    _HANDLERS: dict[type, Any] = {
+        ctl.Loaded: _on_loaded,
+        ctl.PortAdded: _on_port,
+        ctl.OutputMetadata: _on_out_metadata,
+        ctl.Ready: _on_step_done,
+        ctl.Started: _on_step_done,
+        ctl.Stopped: _on_step_done,
+        ctl.Failed: _on_failed,
+        ctl.Throttle: _on_throttle,
+        ctl.StorageRequest: _answer_storage,
+        ctl.SavedSettings: _on_settings,
+        ctl.Busy: _on_busy,
+        ctl.Serving: _on_serving,
+        ctl.Status: _on_status,
+    }
 
     def _adopt_ports(self, inputs: list[tuple[str, int]], outputs: list[tuple[str, int]]) -> None:
         for name, data_type in inputs:
@@ -232,14 +278,6 @@ class ScriptModule(Module):
             return
         self.ctx.log(self.name, why, "engine")
 
-    def _answer_storage(self, fields: dict[str, Any]) -> None:
-        assert self._channel is not None
-        try:
-            reply = self.ctx.storage_request(self.name, fields)
-        except Exception as error:
-            reply = {"error": str(error)}
-        self._channel.send_control("edl-reply", **reply)
-
     def _send_item(self, port: InPort, item: Any) -> None:
         if self._channel is None or self._failed:
             return
@@ -254,11 +292,15 @@ class ScriptModule(Module):
         except (BrokenPipeError, ConnectionError, ValueError):
             pass  # the reader thread reports the dead worker
 
-    def _wait(self, event: str, timeout: float, what: str) -> None:
+    def _wait(self, event: type, timeout: float, what: str) -> None:
+        """Wait for the worker to finish a step; give up when the run is stopping (the worker is then killed at
+        the stop deadline if it does not end by itself)."""
         deadline = time.monotonic() + timeout
         while not self._events[event].wait(0.05):
-            if self.ctx.forced or self._failed:
+            if self._failed:
                 break
+            if self.ctx.stopping:
+                raise WorkerFailed(self.name)
             if time.monotonic() > deadline:
                 self._fail(f"script did not {what} within {timeout:.0f} s")
                 break
@@ -267,56 +309,91 @@ class ScriptModule(Module):
 
     # ----- lifecycle --------------------------------------------------------------------------------------
     def wait_loaded(self) -> None:
-        self._wait("loaded", LOAD_TIMEOUT_SEC, "load")
+        self._wait(ctl.Loaded, LOAD_TIMEOUT_SEC, "load")
 
     def prepare(self) -> None:
         assert self._channel is not None
-        self._channel.send_control("connected", outputs=[n for n, p in self.outputs.items() if p.targets])
+        self._phase = "preparing"
+        sources = {name: (self.ctx.node_id(port.source.module.name), str(port.source))
+                   for name, port in self.inputs.items() if port.source is not None}
+        self._channel.send_control(ctl.Connected([n for n, p in self.outputs.items() if p.targets], sources))
         for port in self.inputs.values():
             if port.source is not None and port.source.metadata:
                 self.input_metadata(port, port.source.metadata)
         collection = self.ctx.collection
-        self._channel.send_control("prepare", collection_path=str(collection.path) if collection else "",
-                                   run_uuid=self.ctx.run_uuid, module_name=self.name)
-        self._wait("ready", PREPARE_TIMEOUT_SEC, "prepare")
+        self._channel.send_control(ctl.Prepare(str(collection.path) if collection else "", self.ctx.run_uuid,
+                                               self.name))
+        self._wait(ctl.Ready, PREPARE_TIMEOUT_SEC, "prepare")
 
     def input_metadata(self, port: InPort, metadata: dict[str, Any]) -> None:
         if self._channel is not None:
-            self._channel.send_control("metadata", port=port.name, metadata=metadata)
+            self._channel.send_control(ctl.InputMetadata(port.name, metadata))
 
     def start(self) -> None:
         assert self._channel is not None
-        self._channel.send_control("start", start_ns=self.ctx.clock.start_ns)
-        self._wait("started", PREPARE_TIMEOUT_SEC, "start")
+        self._phase = "starting"
+        self._channel.send_control(ctl.Start(self.ctx.clock.start_ns))
+        self._wait(ctl.Started, PREPARE_TIMEOUT_SEC, "start")
+        self._phase = "running"
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def stop(self) -> None:
-        if self._channel is None or self._process is None or self._process.poll() is not None:
+        """Send Stop and return at once: every module gets the stop request together."""
+        if self._channel is None or not self._alive():
             return
+        self._phase = "stopping"
         try:
-            self._channel.send_control("stop")
+            self._channel.send_control(ctl.Stop())
         except OSError:
+            pass
+
+    def wait_stopped(self) -> None:
+        """Wait for the worker's stop() to finish, until the run's stop deadline; then kill it."""
+        if self._phase != "stopping":
             return
-        deadline = time.monotonic() + STOP_TIMEOUT_SEC
-        while not self._events["stopped"].wait(0.05):
-            if self.ctx.forced or time.monotonic() > deadline or self._process.poll() is not None:
-                if self._process.poll() is None:
-                    self.ctx.log(self.name, "script did not stop (busy outside await_data?): ending it", "engine")
-                    self._closing = True
-                    self._process.kill()
-                break
+        while not self._events[ctl.Stopped].wait(0.02):
+            if not self._alive():
+                return
+            if self.ctx.forced or time.monotonic() >= self.ctx.stop_deadline:
+                self._kill("did not stop")
+                return
+
+    def _kill(self, what: str) -> None:
+        if not self._alive() or self._process is None:
+            return
+        self._closing = True
+        self._killed = True
+        self._process.kill()
+        if self.ctx.forced:
+            why = "the stop was forced (second Ctrl-C)"
+        else:
+            why = f"within the grace period ({self.ctx.grace_period_sec:g} s) after the stop request"
+        where = {"stopping": "still in stop() or busy outside await_data",
+                 "running": "busy outside await_data"}.get(self._phase, f"still {self._phase}")
+        self.ctx.log(self.name, f"killed: the script {what} {why} ({where})", "error")
+
+    def request_close(self) -> None:
+        """Ask the worker to exit (it is killed at ``close`` if it has not by then)."""
+        self._closing = True
+        if self._channel is not None and self._alive():
+            try:
+                self._channel.send_control(ctl.Shutdown())
+            except OSError:
+                pass
 
     def close(self) -> None:
         self._closing = True
         if self._process is not None:
-            if self._process.poll() is None and self._channel is not None:
+            while self._alive():
+                if self.ctx.forced or time.monotonic() >= self.ctx.close_deadline:
+                    self._kill("did not end")
+                    break
                 try:
-                    self._channel.send_control("shutdown")
-                except OSError:
-                    pass
-                try:
-                    self._process.wait(timeout=0 if self.ctx.forced else EXIT_TIMEOUT_SEC)
+                    self._process.wait(timeout=0.02)
                 except subprocess.TimeoutExpired:
-                    self._process.kill()
+                    pass
             self.exit_code = self._process.wait()
         for thread in self._threads:
             thread.join(timeout=2)
@@ -330,6 +407,7 @@ class OEProcessorModule(ScriptModule):
     kind = "oe-processor"
     description = "Open Ephys processor"
     dynamic_ports = False
+    form = "oe-processor"
 
     def _declare_ports(self, settings: Settings) -> None:
         self.processor_class = settings.text("class", "PyProcessor")
@@ -338,3 +416,12 @@ class OEProcessorModule(ScriptModule):
         self._add_worker_input("spikes-in", DataType.TableRow)
         self.add_output("signals-out", DataType.SignalBlockF32)
         self.add_output("events-out", DataType.LineReading)
+
+
+class PythonModule(ScriptModule):
+    """A standalone Python module as Syntalos runs one (``type = "python"``): the script is the main program,
+    calls ``syntalos_mlink.init_link()`` itself and serves the run with ``await_data_forever()``."""
+
+    kind = "python-module"
+    description = "standalone Python module"
+    form = "python-module"

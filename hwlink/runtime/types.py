@@ -28,7 +28,7 @@ from hwlink.lines import (
 
 
 class DataType(enum.IntEnum):
-    """Stream type ids as Syntalos numbers them (``BaseDataType::TypeId``)."""
+    """Stream type ids as Syntalos numbers them (``BaseDataType::TypeId``); ``str()`` gives ``DataType.NAME``."""
 
     ControlCommand = 1
     TableRow = 2
@@ -38,6 +38,12 @@ class DataType(enum.IntEnum):
     SignalBlockI32 = 6
     SignalBlockU16 = 7
     SignalBlockF32 = 8
+
+    def __str__(self) -> str:
+        return enum.Enum.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return format(int(self), spec) if spec and spec[-1] in "bcdoxXn" else format(str(self), spec)
 
 
 SIGNAL_TYPES = frozenset({DataType.SignalBlockI32, DataType.SignalBlockU16, DataType.SignalBlockF32})
@@ -101,14 +107,15 @@ class Frame:
 
 
 class _SignalBlockBase:
-    """Samples x channels of one dtype with one master-clock timestamp (µs) per sample row."""
+    """Samples x channels of one dtype with one master-clock timestamp (µs since the run started) per sample
+    row; timestamps are uint64, Syntalos' type (``VectorXu64``)."""
 
     __slots__ = ("_timestamps", "_data")
     dtype: ClassVar[np.dtype]
     data_type: ClassVar[DataType]
 
     def __init__(self, rows: int = 60, cols: int = 1) -> None:
-        self._timestamps = np.zeros(rows, dtype=np.int64)
+        self._timestamps = np.zeros(rows, dtype=np.uint64)
         self._data = np.zeros((rows, cols), dtype=self.dtype)
 
     @property
@@ -117,7 +124,13 @@ class _SignalBlockBase:
 
     @timestamps.setter
     def timestamps(self, value: Any) -> None:
-        self._timestamps = np.ascontiguousarray(np.asarray(value).reshape(-1), dtype=np.int64)
+        array = np.asarray(value).reshape(-1)
+        if array.dtype.kind not in "iu" and array.size:
+            if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+                raise TypeError("SignalBlock timestamps are whole µs")
+        if array.dtype.kind != "u" and array.size and array.min() < 0:
+            raise ValueError("SignalBlock timestamps are µs since the run started (uint64): none can be negative")
+        self._timestamps = np.ascontiguousarray(array, dtype=np.uint64)
 
     @property
     def data(self) -> np.ndarray:
@@ -199,9 +212,10 @@ def signal_type_for(dtype: np.dtype) -> DataType:
 
 
 def from_line_signal_block(block: SignalBlock, data_type: DataType | None = None) -> _SignalBlockBase:
-    """A driver's SignalBlock as the stream type the port carries."""
+    """A driver's SignalBlock as the stream type the port carries (a sample stamped before time zero, which
+    the unsigned stream type cannot hold, gets 0)."""
     cls = SIGNAL_CLASSES[data_type or signal_type_for(block.data.dtype)]
-    return cls.of(block.timestamps, block.data)
+    return cls.of(np.maximum(block.timestamps, 0), block.data)
 
 
 def convert_signal(block: _SignalBlockBase, target: DataType) -> _SignalBlockBase:
@@ -296,7 +310,7 @@ def decode(data_type: DataType, payload: bytes | memoryview) -> Any:
         rows, cols = _SIGNAL_HEAD.unpack_from(payload)
         stamps_end = _SIGNAL_HEAD.size + 8 * rows
         block = cls(0, 0)
-        block._timestamps = np.frombuffer(payload, np.int64, rows, _SIGNAL_HEAD.size).copy()
+        block._timestamps = np.frombuffer(payload, np.uint64, rows, _SIGNAL_HEAD.size).copy()
         block._data = np.frombuffer(payload, cls.dtype, rows * cols, stamps_end).reshape(rows, cols).copy()
         return block
     raise HwlinkError(f"cannot decode {data_type!r}")
