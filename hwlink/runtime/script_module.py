@@ -385,9 +385,11 @@ class ScriptModule(Module):
 
     def close(self) -> None:
         self._closing = True
+        # a worker that stopped cleanly gets a moment to exit; one stuck in a step only the grace period
+        deadline = self.ctx.close_deadline if self._events[ctl.Stopped].is_set() else self.ctx.stop_deadline
         if self._process is not None:
             while self._alive():
-                if self.ctx.forced or time.monotonic() >= self.ctx.close_deadline:
+                if self.ctx.forced or time.monotonic() >= deadline:
                     self._kill("did not end")
                     break
                 try:
