@@ -1,9 +1,9 @@
 """The experiment runtime: ``hwlink run EXPERIMENT`` runs modules joined by typed ports and records them.
 
 Scripts written for Syntalos' ``syntalos_mlink`` and Open Ephys Python Processor scripts run unmodified, each
-in a worker process of its own (``hwlink.runtime.host``). See README "Experiments" for the file format.
+in a worker process of its own (``python -m hwlink.runtime.worker``). See README "Experiments" for the file format.
 
-The names below load on first use, so a script worker (which imports ``hwlink.runtime.host``) does not pay for
+The names below load on first use, so a script worker (which imports ``hwlink.runtime.worker``) does not pay for
 the engine's imports (EDL writers, h5py, drivers).
 """
 
