@@ -99,8 +99,8 @@ def test_ports_a_script_registers_are_checked_after_it_loaded(tmp_path: Path) ->
     script = write(tmp_path, "standalone.py", "import syntalos_mlink as syl\n\nlink = syl.init_link()\n"
                    "frames = link.register_input_port('frames-in', 'Frames', syl.DataType.Frame)\n"
                    "link.await_data_forever()\n")
-    text = GOOD + f'\n[modules.s]\nkind = "python-module"\nscript = "{script}"\n\n[[connect]]\nfrom = "camera.frames"\n' \
-                  'to = "s.frames"\n'
+    text = GOOD + f'\n[modules.s]\nkind = "python-module"\nscript = "{script}"\n\n[[connect]]\n' \
+                  'from = "camera.frames"\nto = "s.frames"\n'
     code, output, _ = run_cli(tmp_path, text)
     assert code == 2, output
     assert f":{len(text.splitlines())}: module 's' has no input port 'frames'; its inputs: frames-in" in output

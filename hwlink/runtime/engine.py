@@ -417,6 +417,11 @@ class Engine:
         self._close_deadline = max(self.stop_deadline, time.monotonic() + CLOSE_ALLOWANCE_SEC)
         for module in order:
             self._guard(module, module.close)
+        for module in list(self._recording_dirs):  # a processor that was killed before it finished recording
+            try:
+                self._finish_recording_dir(module)
+            except Exception as error:
+                self.log(module, f"cannot register what it recorded: {error}", "engine")
         self.log("engine", f"stopped ({self.failure and 'failed' or self._stop_reason or 'finished'})", "engine")
         for log in self._logs.values():
             log.close()

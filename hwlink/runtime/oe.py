@@ -29,6 +29,7 @@ Unlike the plugin, any number of processors can run in one chain: each is a proc
 from __future__ import annotations
 
 import sys
+import threading
 from collections import deque
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,7 @@ class OEAdapter:
         self._samples_seen = 0
         self._blocks: deque[tuple[int, np.ndarray]] = deque(maxlen=_KEPT_BLOCKS)  # (first sample, stamps)
         self._queue: list[tuple[int, bool]] = []
+        self._queue_lock = threading.Lock()  # scripts may add events from threads of their own, as in the plugin
         self._acquiring = False
         self._recording_dir: str | None = None
         self._warned_lines = False
@@ -123,8 +125,9 @@ class OEAdapter:
         finally:
             if self._recording_dir is not None:
                 self._host.storage_request("recording-done", explicit=False)
-            self._acquiring = False
-            self._queue.clear()  # like the plugin: queued events leave only with a processed block
+            with self._queue_lock:
+                self._acquiring = False
+                self._queue.clear()  # queued events leave only with a processed block
             self._call("stop_acquisition")
 
     def _call(self, name: str, *args: Any) -> Any:
@@ -133,8 +136,9 @@ class OEAdapter:
 
     # ----- events the script sends ----------------------------------------------------------------------------
     def _add_event(self, line: int, state: bool) -> None:
-        if self._acquiring:
-            self._queue.append((line, state))
+        with self._queue_lock:
+            if self._acquiring:
+                self._queue.append((line, state))
 
     # ----- data -----------------------------------------------------------------------------------------------
     def _on_signals(self, block: SignalBlockF32) -> None:
@@ -148,10 +152,10 @@ class OEAdapter:
         self._instance.process(data)
         if self._signals_out.connected:
             self._signals_out.submit(SignalBlockF32.of(block.timestamps, data.T))
-        if self._queue:
+        with self._queue_lock:
             events, self._queue = self._queue, []
-            for line, state in events:
-                self._events_out.submit(LineReading(line, 1 if state else 0, int(stamps[0])))
+        for line, state in events:
+            self._events_out.submit(LineReading(line, 1 if state else 0, int(stamps[0])))
 
     def sample_number(self, time_usec: int) -> int:
         """Where ``time_usec`` (master clock) falls on this processor's stream: the nearest sample of a recent
