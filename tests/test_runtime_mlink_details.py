@@ -67,6 +67,7 @@ errors = {
     "analog_on_digital": lambda: digital.set_analog_value(10),
     "bad_line": lambda: syl.HwOutputLine(commands, 70000),
     "bad_input_line": lambda: syl.HwInputLine(commands, -1),
+    "line_without_port": lambda: syl.HwOutputLine("commands", 2),
     "submit_wrong_type": lambda: commands.submit(syl.LineReading()),
     "metadata_type": lambda: commands.set_metadata_value("x", object()),
     "metadata_size": lambda: commands.set_metadata_value_size("size", [1, 2, 3]),
@@ -177,7 +178,7 @@ def test_signal_block_timestamps_are_uint64(seen: dict[str, object]) -> None:
 
 def test_every_api_error_is_a_syntalos_py_error(seen: dict[str, object]) -> None:
     names = [name for name in seen if name.startswith("error_")]
-    assert len(names) == 15
+    assert len(names) == 16
     for name in names:
         assert seen[name] is not None and seen[name][0] == "SyntalosPyError", (name, seen[name])
     assert seen["error_set_value_on_analog"][1] == ("set_value() is only valid for digital OutputLine; line 3 is "

@@ -79,10 +79,16 @@ def _the_host() -> Host:
 
 # ----- hardware line helpers: hwlink.lines' handles, raising SyntalosPyError as Syntalos does -------------
 
+def _check_port(port: object, what: str) -> None:
+    if not isinstance(port, OutputPort):
+        raise SyntalosPyError(f"{what} needs the OutputPort its commands go out on, not {type(port).__name__}")
+
+
 class HwOutputLine(OutputLine):
     """Syntalos' ``HwOutputLine``: builds, submits and returns LineCommands for one output line."""
 
     def __init__(self, port: OutputPort, line_id: int, analog: bool = False) -> None:
+        _check_port(port, "HwOutputLine")
         try:
             super().__init__(port, line_id, analog)
         except HwlinkError as error:
@@ -113,6 +119,7 @@ class HwInputLine(InputLine):
     """Syntalos' ``HwInputLine``: ``send_mode()`` configures the line; readings arrive on an input port."""
 
     def __init__(self, port: OutputPort, line_id: int, pullup: bool = False) -> None:
+        _check_port(port, "HwInputLine")
         try:
             super().__init__(port, line_id, pullup)
         except HwlinkError as error:
