@@ -386,7 +386,21 @@ class Host:
 
 WATCH_INTERVAL_SEC = 0.1
 STALL_SEC = 0.3  # not serving the channel for this long while running ...
-BUSY_SHARE = 0.6  # ... and using this much of a core: the script spins
+BUSY_SHARE = 0.6  # ... and wanting the CPU this much of the time: the script spins
+
+
+def _main_thread_runnable_sec() -> float | None:
+    """Seconds the main thread has been on a CPU or waiting in the run queue for one (Linux schedstat), or None.
+
+    Why not CPU time alone: on a loaded machine a spinning script gets only part of a core, so its CPU share
+    says little; a spinner is runnable all the time however much CPU it actually gets."""
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as stat:
+            on_cpu, waiting, _ = stat.read().split()
+    except (OSError, ValueError):
+        return None
+    return (int(on_cpu) + int(waiting)) / 1e9
 
 
 def watch_for_spinning(host: Host) -> None:
@@ -397,12 +411,17 @@ def watch_for_spinning(host: Host) -> None:
     a thread of its own, which gets the GIL from a spinning main thread every switch interval.
     """
     flagged = False
-    last_time, last_cpu = time.monotonic(), time.process_time()
+
+    def busy_seconds() -> float:
+        runnable = _main_thread_runnable_sec()
+        return time.process_time() if runnable is None else runnable
+
+    last_time, last_busy = time.monotonic(), busy_seconds()
     while not host.shutdown_requested:
         time.sleep(WATCH_INTERVAL_SEC)
-        now, cpu = time.monotonic(), time.process_time()
-        share = (cpu - last_cpu) / max(now - last_time, 1e-6)
-        last_time, last_cpu = now, cpu
+        now, busy = time.monotonic(), busy_seconds()
+        share = (busy - last_busy) / max(now - last_time, 1e-6)
+        last_time, last_busy = now, busy
         stalled = host.running and now - host.last_activity > STALL_SEC
         try:
             if stalled and share > BUSY_SHARE and not flagged:

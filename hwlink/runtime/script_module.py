@@ -361,7 +361,7 @@ class ScriptModule(Module):
                 return
 
     def _kill(self, what: str) -> None:
-        if not self._alive() or self._process is None:
+        if self._killed or not self._alive() or self._process is None:
             return
         self._closing = True
         self._killed = True
