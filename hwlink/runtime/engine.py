@@ -15,7 +15,6 @@ import datetime
 import shutil
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, TextIO
 from hwlink.clock import MasterClock
 from hwlink.edl import Collection, CreateFlag, Dataset, uuid7
 from hwlink.errors import HwlinkError
+from hwlink.platform import clock_ns
 from hwlink.runtime.board_module import BoardModule
 from hwlink.runtime.experiment import ExperimentError, ExperimentFile, load_experiment
 from hwlink.runtime.generators import CameraModule, PulseTrainModule, SignalSourceModule, ToneModule
@@ -280,7 +280,7 @@ class Engine:
                          self.clock.now_usec() - started_at if started_at or self._started else 0)
 
     def _start(self) -> None:
-        self.clock.start_ns = time.monotonic_ns()  # time zero of the run; every module shares this clock
+        self.clock.start_ns = clock_ns()  # time zero of the run; every module shares this clock
         self.clock_running = True
         order = self._flow_order()
         for module in [m for m in reversed(order) if not m.is_source] + [m for m in order if m.is_source]:

@@ -37,6 +37,7 @@ import numpy as np
 
 from hwlink.drivers import firmata_protocol as fp
 from hwlink.drivers.firmata_protocol import PinMode
+from hwlink.platform import clock_ns
 
 TOTAL_PINS = 20
 ANALOG_FIRST = 14
@@ -548,7 +549,7 @@ class SoftFirmataBoard:
         if level == self._observed[pin]:
             return
         self._observed[pin] = level
-        now = time.monotonic_ns()
+        now = clock_ns()
         self._events.append((pin, level, now))
         if self.on_output is not None:
             self.on_output(pin, level, now)
@@ -577,10 +578,10 @@ class SoftFirmataBoard:
             return 0
         self._last_sent_ports[port] = value
         self._send(fp.digital_message(port, value))
-        return time.monotonic_ns()
+        return clock_ns()
 
     def _update_inputs(self) -> int:
-        sent_at = time.monotonic_ns()
+        sent_at = clock_ns()
         for port in sorted(self._reporting_ports):
             sent_at = self._send_port(port) or sent_at
         return sent_at
