@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hwlink.clock import MasterClock
-from hwlink.drivers.realtime import make_thread_timely
+from hwlink.platform import make_thread_timely
 
 SPIN_WINDOW_NS = 600_000
 

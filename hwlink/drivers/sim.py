@@ -43,7 +43,7 @@ from hwlink.clock import MasterClock
 from hwlink.drivers import BoardDescription
 from hwlink.drivers.base import Board
 from hwlink.drivers.lineinfo import LineInfo, LineMode
-from hwlink.drivers.realtime import make_thread_timely
+from hwlink.platform import make_thread_timely
 from hwlink.errors import BoardError, ConfigError
 from hwlink.lines import LineReading
 from hwlink.sync.clockmodel import DeviceClock, LatencyModel, parse_latency, parse_steps
