@@ -47,7 +47,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        platform.replace_file(temp, path)  # retried while another process holds the target (Windows)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
