@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from hwlink import platform
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.ipc import CONTROL, DATA, Channel, Message, data_message
 from hwlink.runtime.module import InPort, Module, RunContext
@@ -76,7 +77,7 @@ class ScriptModule(Module):
         self._threads: list[threading.Thread] = []
         self._events = {name: threading.Event() for name in ("loaded", "ready", "started", "stopped")}
         self._closing = False
-        self._base_priority = os.getpriority(os.PRIO_PROCESS, 0) + self.nice
+        self._base_priority = platform.own_nice() + self.nice
         self._failed = False
         self.exit_code: int | None = None
 
