@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hwlink.errors import HwlinkError
 from hwlink.platform._switches import IS_LINUX, IS_WINDOWS, POSIX, portable
 
 CONNECT_TIMEOUT_SEC = 60.0
@@ -47,7 +48,7 @@ _NORMAL_PRIORITY_CLASS = 0x20
 _PROCESS_SET_INFORMATION = 0x0200
 
 
-class WorkerStartError(RuntimeError):
+class WorkerStartError(HwlinkError):
     """The worker process did not come up and connect."""
 
 
