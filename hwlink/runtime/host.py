@@ -1,9 +1,9 @@
-"""The script worker process: ``python -m hwlink.runtime.host FD`` runs one script module of an experiment.
+"""The script worker process: ``python -m hwlink.runtime.host CHANNEL`` runs one script module of an experiment.
 
 Each script runs in a process of its own, so a script that spins on the CPU, blocks, or crashes cannot stall
-driver timestamps in the engine or take the run down with it. The engine talks to it over the socket passed
-as file descriptor FD (``hwlink.runtime.ipc``); the script's stdout/stderr are pipes the engine reads, so
-``print``, ``println`` and tracebacks reach the terminal and the collection's log.
+driver timestamps in the engine or take the run down with it. The engine talks to it over the socket named by
+CHANNEL (``hwlink.platform.start_worker``, ``hwlink.runtime.ipc``); the script's stdout/stderr are pipes the
+engine reads, so ``print``, ``println`` and tracebacks reach the terminal and the collection's log.
 
 Lifecycle, as in Syntalos' pyworker: ``load`` (module-level code runs here) -> ``prepare`` (script
 ``prepare()``) -> ``start`` (clock from the engine's start time, ``start()``, then ``run()`` if defined) ->
@@ -13,12 +13,9 @@ Lifecycle, as in Syntalos' pyworker: ``load`` (module-level code runs here) -> `
 
 from __future__ import annotations
 
-import ctypes
 import heapq
 import itertools
 import os
-import signal
-import socket
 import sys
 import threading
 import time
@@ -28,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hwlink import platform
 from hwlink.clock import MasterClock
 from hwlink.errors import HwlinkError
 from hwlink.runtime import mlink
@@ -381,15 +379,6 @@ def watch_for_spinning(host: Host) -> None:
             return
 
 
-def _die_with_parent() -> None:
-    """Linux: end this worker if the engine dies (a spinning script never reads the socket's EOF)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _load(host: Host, fields: dict[str, Any]) -> None:
     host.module_name = fields["module_name"]
     host.settings = fields.get("settings")
@@ -422,10 +411,9 @@ def _load(host: Host, fields: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SEC)
-    channel = Channel(socket.socket(fileno=int(argv[1])), blocking_send=True)
+    # Ends this worker when the engine dies (a spinning script never reads the socket's EOF); Ctrl-C is the engine's.
+    channel = Channel(platform.connect_to_engine(argv[1]), blocking_send=True)
     host = Host(channel)
     mlink._bind(host)
     sys.modules["syntalos_mlink"] = mlink
