@@ -337,10 +337,7 @@ class Host:
 
     # ----- extras -----------------------------------------------------------------------------------------------
     def rename_process(self) -> None:
-        try:
-            Path("/proc/self/comm").write_text(self.module_name[:15] or "hwlink-script")
-        except OSError:
-            pass
+        platform.set_process_name(self.module_name or "hwlink-script")
 
     def clock_synchronizer(self, expected_frequency_hz: float, sync_id: str) -> Any:
         from hwlink.runtime.clocksync import worker_synchronizer
