@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from hwlink.clock import MasterClock
 from hwlink.edl import Collection, CreateFlag, Dataset, uuid7
+from hwlink import platform
 from hwlink.errors import HwlinkError
 from hwlink.platform import clock_ns
 from hwlink.runtime.board_module import BoardModule
@@ -290,6 +291,9 @@ class Engine:
             self._step(module, module.start)
         self._started = True
         self.log("engine", "started", "engine")
+        with self._print_lock:  # clock, priorities obtained, worker IPC: recorded in the run log, never dropped
+            if self._run_log is not None:
+                self._run_log.write(f"{0:10.3f} [engine] {platform.summary()}\n")
         if self.on_started is not None:
             self.on_started(self)
 
