@@ -55,7 +55,7 @@ def describe(measure: bool = False) -> dict[str, str]:
     try:
         forced = ", ".join(sorted(forced_seams())) or "none"
     except ValueError as error:
-        forced = f"all (invalid {ENV}: {error})"
+        forced = f"all (invalid: {error})"
     report = {
         "system": f"{SYSTEM}, Python {sys.version.split()[0]}",
         "forced portable": forced,
