@@ -304,9 +304,28 @@ def test_the_tcp_channel_accepts_only_the_worker_with_the_token(monkeypatch: pyt
 
 def test_a_worker_that_never_connects_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HWLINK_PORTABLE", "ipc")
-    with pytest.raises(platform.WorkerStartError, match="exited .code 7. before connecting.*boom"):
-        platform.start_worker(["-c", "import sys; print('boom', file=sys.stderr); sys.exit(7)"],
-                              env=dict(os.environ), cwd=tmp_path)
+    process, sock = platform.start_worker(["-c", "import sys; print('boom', file=sys.stderr); sys.exit(7)"],
+                                          env=dict(os.environ), cwd=tmp_path)
+    channel = Channel(sock, blocking_send=False)
+    with pytest.raises(ConnectionAbortedError, match=r"worker exited \(code 7\) before connecting"):
+        channel.receive(None)  # the engine's reader sees a dead peer; the log has the worker's stderr
+    assert process.stderr.read().strip() == b"boom"  # type: ignore[union-attr]
+    channel.close()
+
+
+def test_start_worker_returns_before_the_worker_connected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Like an inherited socket, several workers start in parallel: the engine does not wait in start_worker."""
+    monkeypatch.setenv("HWLINK_PORTABLE", "ipc")
+    started = time.monotonic()
+    process, sock = platform.start_worker(["-c", "import time; time.sleep(3)\n" + WORKER_PRELUDE +
+                                           "sock.sendall(b'late')\n"], env=dict(os.environ), cwd=tmp_path)
+    try:
+        assert time.monotonic() - started < 2.5
+        assert sock.recv(4) == b"late"
+    finally:
+        sock.close()
+        process.kill()
+        process.wait()
 
 
 @pytest.mark.parametrize("mode", ["native", "portable"])

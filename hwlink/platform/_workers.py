@@ -6,7 +6,9 @@ Channel (the framing of ``hwlink.runtime.ipc`` is the same on both):
 - portable (Windows, or the ipc seam forced): the engine listens on 127.0.0.1 on a free port, the worker
   connects and first sends a one-time random token the engine gave it on its stdin (never on the command line,
   which other users can read); the engine accepts the first connection with the right token, then stops
-  listening. The worker gets ``tcp:127.0.0.1:PORT``.
+  listening. The worker gets ``tcp:127.0.0.1:PORT``. ``start_worker`` does not wait for the connection (as
+  with an inherited socket, several workers start in parallel): its socket blocks on first use until the
+  worker has connected, or fails with ConnectionAbortedError if the worker exits or does not connect in time.
 
 Orphans: a worker's stdin is a pipe from the engine, and a thread in the worker ends the process when it
 reads end-of-file, which happens on every OS when the engine exits or is killed (a script spinning in its own
@@ -86,39 +88,85 @@ def start_worker(arguments: list[str], *, env: dict[str, str], cwd: str | os.Pat
         finally:
             worker_end.close()
         return process, engine_end
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
         listener.bind((_LOCALHOST, 0))
         listener.listen(4)
         port = listener.getsockname()[1]
         token = secrets.token_hex(TOKEN_BYTES).encode()
         process = subprocess.Popen([*command, f"tcp:{_LOCALHOST}:{port}"], **common)
+    except BaseException:
+        listener.close()
+        raise
+    try:
+        assert process.stdin is not None
+        process.stdin.write(token + b"\n")
+        process.stdin.flush()
+    except OSError:
+        pass  # the worker is gone already: the pending socket reports it
+    return process, PendingSocket(listener, token, process, timeout)  # type: ignore[return-value]
+
+
+class PendingSocket:
+    """The engine's end of a TCP channel whose worker is still starting: any use waits for the connection.
+
+    Accepting runs on a thread of its own, so ``start_worker`` returns at once. If the worker exits or does not
+    connect in time, every use raises ConnectionAbortedError (an OSError: to the channel, a dead peer).
+    """
+
+    def __init__(self, listener: socket.socket, token: bytes, process: subprocess.Popen[bytes],
+                 timeout: float) -> None:
+        self._listener = listener
+        self._ready = threading.Event()
+        self._sock: socket.socket | None = None
+        self._error = ""
+        self._closed = False
+        threading.Thread(target=self._accept, args=(token, process, timeout), name="hwlink-worker-accept",
+                         daemon=True).start()
+
+    def _accept(self, token: bytes, process: subprocess.Popen[bytes], timeout: float) -> None:
         try:
-            assert process.stdin is not None
-            process.stdin.write(token + b"\n")
-            process.stdin.flush()
-            return process, _accept_worker(listener, token, process, timeout)
-        except BaseException as error:
-            process.kill()
-            try:
-                _, stderr = process.communicate(timeout=2)
-            except Exception:  # noqa: BLE001
-                stderr = b""
-            if isinstance(error, (OSError, WorkerStartError)):
-                tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
-                raise WorkerStartError(f"{error}" + (": " + " | ".join(tail) if tail else "")) from None
-            raise
+            self._sock = _accept_worker(self._listener, token, process, timeout, lambda: self._closed)
+        except (OSError, ValueError, WorkerStartError) as error:
+            self._error = str(error)
+        finally:
+            self._listener.close()
+            if self._closed and self._sock is not None:
+                self._sock.close()
+            self._ready.set()
+
+    def connected(self, timeout: float | None = None) -> socket.socket:
+        """The connected socket (waiting up to ``timeout`` s for it)."""
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the worker has not connected yet")
+        if self._sock is None:
+            raise ConnectionAbortedError(self._error or "the channel was closed before the worker connected")
+        return self._sock
+
+    def fileno(self) -> int:
+        return self.connected().fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connected(), name)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._ready.is_set() and self._sock is not None:
+            self._sock.close()
 
 
-def _accept_worker(listener: socket.socket, token: bytes, process: subprocess.Popen[bytes],
-                   timeout: float) -> socket.socket:
+def _accept_worker(listener: socket.socket, token: bytes, process: subprocess.Popen[bytes], timeout: float,
+                   cancelled: Any = lambda: False) -> socket.socket:
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
+        if cancelled():
+            raise WorkerStartError("the channel was closed before the worker connected")
         if process.poll() is not None:
             raise WorkerStartError(f"worker exited (code {process.returncode}) before connecting")
         if remaining <= 0:
             raise WorkerStartError(f"worker did not connect within {timeout:.0f} s")
-        readable, _, _ = select.select([listener], [], [], min(remaining, 0.1))
+        readable, _, _ = select.select([listener], [], [], min(remaining, 0.05))
         if not readable:
             continue
         connection, _ = listener.accept()
@@ -224,7 +272,7 @@ def try_send(sock: socket.socket, data: bytes | memoryview) -> int:
     Needs MSG_DONTWAIT (POSIX). Windows has no per-call non-blocking send (and switching the socket's mode
     would break a concurrent blocking recv), so there it sends nothing and the caller's flusher thread sends.
     """
-    if IS_WINDOWS or portable("ipc") or not hasattr(socket, "MSG_DONTWAIT"):
+    if IS_WINDOWS or portable("ipc") or not hasattr(socket, "MSG_DONTWAIT") or not isinstance(sock, socket.socket):
         return 0
     try:
         return sock.send(data, socket.MSG_DONTWAIT)
