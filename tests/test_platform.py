@@ -172,7 +172,7 @@ def test_waker_wakes_times_out_and_multiplexes_with_sockets(monkeypatch: pytest.
 # ----- files (findings 2, 12) -------------------------------------------------------------------------------------
 def test_edl_writes_without_o_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Finding 2: Windows has no os.O_DIRECTORY; every EDL write failed with AttributeError."""
-    monkeypatch.delattr(os, "O_DIRECTORY")
+    monkeypatch.delattr(os, "O_DIRECTORY", raising=False)
     atomic_write_text(tmp_path / "a.toml", "x = 1\n")
     assert (tmp_path / "a.toml").read_text() == "x = 1\n"
     assert platform.fsync_directory(tmp_path) is False
