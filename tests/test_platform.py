@@ -533,3 +533,95 @@ def test_thread_roles_are_recorded() -> None:
     assert "thread recorded role" in platform.describe()
     assert platform.summary().startswith("platform: system: ")
     assert _threads.measured_granularity_ns() is None or _threads.measured_granularity_ns() >= 0
+
+
+# ----- Windows and macOS code paths, with the OS API replaced at the outermost seam (ctypes) -----------------------
+class FakeFunction:
+    def __init__(self, calls: list[tuple], name: str, result: object) -> None:
+        self.calls, self.name, self.result = calls, name, result
+        self.argtypes: list = []
+        self.restype: object = None
+
+    def __call__(self, *args: object) -> object:
+        self.calls.append((self.name, *args))
+        return self.result(*args) if callable(self.result) else self.result
+
+
+class FakeLibrary:
+    """A DLL whose functions record their calls and return what ``results`` says (default 1: success)."""
+
+    def __init__(self, calls: list[tuple], results: dict[str, object]) -> None:
+        self._calls, self._results = calls, results
+
+    def __getattr__(self, name: str) -> FakeFunction:
+        function = FakeFunction(self._calls, name, self._results.get(name, 1))
+        setattr(self, name, function)
+        return function
+
+
+def pretend(monkeypatch: pytest.MonkeyPatch, system: str, results: dict[str, object]) -> list[tuple]:
+    from hwlink.platform import _workers
+
+    calls: list[tuple] = []
+    monkeypatch.delenv("HWLINK_PORTABLE", raising=False)
+    for module in (_threads, _workers, _console):
+        for name, value in (("IS_WINDOWS", system == "Windows"), ("IS_LINUX", False),
+                            ("IS_MACOS", system == "macOS")):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, value)
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, **kwargs: FakeLibrary(calls, results), raising=False)
+    monkeypatch.setattr(ctypes, "CDLL", lambda name, **kwargs: FakeLibrary(calls, results))
+    monkeypatch.setattr(_threads, "_timer_period", None)
+    return calls
+
+
+def test_windows_thread_priority_and_timer_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = pretend(monkeypatch, "Windows", {"GetCurrentThread": 0xFFFFFFFFFFFFFFFE, "GetThreadPriority": 15,
+                                             "timeBeginPeriod": 0})
+    result = platform.make_thread_timely("windows imitation")
+    assert result.elevated and result.description == "time-critical thread priority, timer period 1 ms"
+    assert ("timeBeginPeriod", 1) in calls and ("SetThreadPriority", 0xFFFFFFFFFFFFFFFE, 15) in calls
+    platform.make_thread_timely("again")
+    assert calls.count(("timeBeginPeriod", 1)) == 1  # once per process
+
+
+def test_windows_priority_refused_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    pretend(monkeypatch, "Windows", {"SetThreadPriority": 0, "timeBeginPeriod": 97})
+    result = platform.make_thread_timely("windows refused")
+    assert not result.elevated
+    assert "SetThreadPriority failed" in result.description and "timeBeginPeriod refused" in result.description
+
+
+def test_windows_worker_priority_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = pretend(monkeypatch, "Windows", {"OpenProcess": 1234})
+    platform.set_nice(42, 5)
+    platform.lower_priority(42)
+    platform.restore_priority(42, 0)
+    classes = [call[2] for call in calls if call[0] == "SetPriorityClass"]
+    assert classes == [0x4000, 0x40, 0x20]  # below normal, idle, normal
+    assert calls.count(("CloseHandle", 1234)) == 3
+    assert platform.own_nice() == 0
+
+
+def test_macos_thread_qos(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = pretend(monkeypatch, "macOS", {"pthread_set_qos_class_self_np": 0})
+    result = platform.make_thread_timely("macos imitation")
+    assert result.elevated and result.description == "QoS user-interactive"
+    assert calls == [("pthread_set_qos_class_self_np", 0x21, 0)]
+
+
+def test_windows_console_handler_is_installed_and_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = pretend(monkeypatch, "Windows", {})
+    monkeypatch.setattr(ctypes, "WINFUNCTYPE", lambda *types: (lambda function: function), raising=False)
+    seen: list[int] = []
+    with platform.stop_signals(lambda signum, frame: seen.append(signum)):
+        installed = [call for call in calls if call[0] == "SetConsoleCtrlHandler"]
+        assert len(installed) == 1 and installed[0][2] is True
+        routine = installed[0][1]
+        finished_later = threading.Thread(target=lambda: seen.append(routine(_console.CTRL_CLOSE_EVENT)))
+        finished_later.start()
+        time.sleep(0.3)
+        assert seen == [_console.console_event_signal()]  # asked to stop; the handler still holds the process
+    finished_later.join(5)
+    assert seen == [_console.console_event_signal(), 1]  # returned (handled) once the block was left
+    assert [call[2] for call in calls if call[0] == "SetConsoleCtrlHandler"] == [True, False]

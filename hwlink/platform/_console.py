@@ -83,9 +83,11 @@ def stop_signals(handler: Handler) -> Iterator[None]:
 
 def _install_console_handler(handler: Handler, finished: threading.Event) -> Any:
     try:
-        routine = ctypes.WINFUNCTYPE(ctypes.c_int, ctypes.c_uint)(  # type: ignore[attr-defined]
-            lambda event: int(on_console_event(event, handler, finished)))
-        if ctypes.windll.kernel32.SetConsoleCtrlHandler(routine, True):  # type: ignore[attr-defined]
+        prototype = ctypes.WINFUNCTYPE(ctypes.c_int, ctypes.c_uint)  # type: ignore[attr-defined]
+        routine = prototype(lambda event: int(on_console_event(event, handler, finished)))
+        kernel32 = ctypes.WinDLL("kernel32")  # type: ignore[attr-defined]
+        kernel32.SetConsoleCtrlHandler.argtypes = [prototype, ctypes.c_int]
+        if kernel32.SetConsoleCtrlHandler(routine, True):
             return routine  # keep the callback alive while installed
     except Exception:  # noqa: BLE001 - without it, console close ends the process as it always did
         pass
@@ -94,7 +96,8 @@ def _install_console_handler(handler: Handler, finished: threading.Event) -> Any
 
 def _remove_console_handler(routine: Any) -> None:
     try:
-        ctypes.windll.kernel32.SetConsoleCtrlHandler(routine, False)  # type: ignore[attr-defined]
+        kernel32 = ctypes.WinDLL("kernel32")  # type: ignore[attr-defined]
+        kernel32.SetConsoleCtrlHandler(routine, False)
     except Exception:  # noqa: BLE001
         pass
 

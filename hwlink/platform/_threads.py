@@ -86,7 +86,7 @@ def _linux() -> Priority:
 def _windows() -> Priority:
     parts = [_windows_timer_period()]
     try:
-        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        kernel32 = _kernel32()
         handle = kernel32.GetCurrentThread()
         if not kernel32.SetThreadPriority(handle, THREAD_PRIORITY_TIME_CRITICAL):
             raise OSError(ctypes.get_last_error(), "SetThreadPriority")  # type: ignore[attr-defined]
@@ -98,6 +98,25 @@ def _windows() -> Priority:
     return Priority(True, f"time-critical thread priority, {parts[0]}")
 
 
+def _kernel32() -> ctypes.CDLL:
+    """kernel32 with the prototypes used here (HANDLE is pointer-sized: never let it pass as a 32-bit int)."""
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    handle, dword = ctypes.c_void_p, ctypes.c_uint32
+    kernel32.GetCurrentThread.restype = handle
+    kernel32.GetCurrentThread.argtypes = []
+    kernel32.SetThreadPriority.argtypes = [handle, ctypes.c_int]
+    kernel32.SetThreadPriority.restype = ctypes.c_int
+    kernel32.GetThreadPriority.argtypes = [handle]
+    kernel32.GetThreadPriority.restype = ctypes.c_int
+    kernel32.OpenProcess.argtypes = [dword, ctypes.c_int, dword]
+    kernel32.OpenProcess.restype = handle
+    kernel32.SetPriorityClass.argtypes = [handle, dword]
+    kernel32.SetPriorityClass.restype = ctypes.c_int
+    kernel32.CloseHandle.argtypes = [handle]
+    kernel32.CloseHandle.restype = ctypes.c_int
+    return kernel32
+
+
 def _windows_timer_period() -> str:
     """timeBeginPeriod(1) once per process (it is process-wide and undone when the process exits)."""
     global _timer_period
@@ -105,6 +124,8 @@ def _windows_timer_period() -> str:
         if _timer_period is None:
             try:
                 winmm = ctypes.WinDLL("winmm")  # type: ignore[attr-defined]
+                winmm.timeBeginPeriod.argtypes = [ctypes.c_uint]
+                winmm.timeBeginPeriod.restype = ctypes.c_uint
                 _timer_period = ("timer period 1 ms" if winmm.timeBeginPeriod(1) == 0
                                  else "timer period unchanged (timeBeginPeriod refused)")
             except Exception as error:  # noqa: BLE001
