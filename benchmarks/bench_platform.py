@@ -248,11 +248,11 @@ def main(quick: bool) -> None:
         print(f"- {mode}: engine -> worker throughput {np.median(rates):,.0f} items/s (median of {len(rates)} runs); "
               f"Firmata edges lost: {lost:.0f}")
     for mode in MODES:
-        report = pulses[mode]["platform"]
-        threads = "; ".join(f"{k[7:]}: {v}" for k, v in report.items() if k.startswith("thread "))  # type: ignore[union-attr]
-        print(f"- {mode}: clock {report['clock']}, wait granularity {report['wait granularity']}, waker "  # type: ignore[index]
-              f"{report['scheduler wake-up']}, worker channel {dispatch[mode]['platform']['worker channel']}; "  # type: ignore[index]
-              f"{threads}")
+        report: dict = pulses[mode]["platform"]  # type: ignore[assignment]
+        channel = dispatch[mode]["platform"]["worker channel"]  # type: ignore[call-overload]
+        threads = "; ".join(f"{key[7:]}: {value}" for key, value in report.items() if key.startswith("thread "))
+        print(f"- {mode}: clock {report['clock']}, wait granularity {report['wait granularity']}, waker "
+              f"{report['scheduler wake-up']}, worker channel {channel}; {threads}")
 
 
 if __name__ == "__main__":

@@ -230,7 +230,8 @@ class Engine:
         self._run_dataset = self.collection.create_dataset(RUN_DATASET)
         shutil.copyfile(self.experiment.path, self._run_dataset.set_data_file(
             self.experiment.path.name, summary="the experiment file of this run"))
-        self._run_log = open(self._run_dataset.add_aux_file("run.log", key="run-log", summary="engine log"), "w", encoding="utf-8")
+        self._run_log = open(self._run_dataset.add_aux_file("run.log", key="run-log", summary="engine log"), "w",
+                             encoding="utf-8")
         for module in self.modules.values():
             if isinstance(module, ScriptModule):
                 path = self._run_dataset.add_aux_file(f"{module.name}.log", key=f"{module.name}-log",
