@@ -23,7 +23,7 @@ import statistics
 import threading
 import time
 
-from hwlink.platform._switches import IS_LINUX, IS_MACOS, IS_WINDOWS, POSIX, portable
+from hwlink.platform._switches import IS_LINUX, IS_MACOS, IS_WINDOWS, portable
 
 log = logging.getLogger("hwlink.platform")
 
@@ -216,4 +216,4 @@ def coarse_timeout(timeout_sec: float) -> float:
     return max(timeout_sec - granularity / 1e9, 0.0)
 
 
-__all__ = ["POSIX", "Priority", "coarse_timeout", "make_thread_timely", "obtained", "wait_granularity_ns"]
+__all__ = ["Priority", "coarse_timeout", "make_thread_timely", "obtained", "wait_granularity_ns"]
