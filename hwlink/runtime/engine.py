@@ -294,7 +294,8 @@ class Engine:
         self.log("engine", "started", "engine")
         with self._print_lock:  # clock, priorities obtained, worker IPC: recorded in the run log, never dropped
             if self._run_log is not None:
-                self._run_log.write(f"{0:10.3f} [engine] {platform.summary()}\n")
+                self._run_log.write(f"{self.clock.now_usec() / 1e6:10.3f} [engine] {platform.summary()}\n")
+                self._run_log.flush()
         if self.on_started is not None:
             self.on_started(self)
 
