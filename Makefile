@@ -22,8 +22,15 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/hwlink demo
 
+# The runtime, drivers, EDL and CLI tests again with every portable fallback of hwlink.platform forced (the paths
+# Windows and macOS take: loopback-TCP worker channel, socket waker, stdin orphan guard, perf_counter clock, ...).
+PORTABLE_TESTS := tests/test_platform.py tests/test_architecture.py tests/test_runtime*.py tests/test_drivers.py \
+	tests/test_sim.py tests/test_firmata_driver.py tests/test_firmata_cli.py tests/test_nidaq.py tests/test_edl*.py \
+	tests/test_cli.py tests/test_record.py
+
 test: setup firmware
 	$(BIN)/python -m pytest -q
+	HWLINK_PORTABLE=1 $(BIN)/python -m pytest -q $(PORTABLE_TESTS)
 
 bench: setup
 	$(BIN)/python -m benchmarks

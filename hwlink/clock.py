@@ -1,14 +1,16 @@
 """The master clock: monotonic microseconds since the start of the run.
 
 Every timestamp hwlink hands out (readings, pulses, frames, signal blocks) is on this clock, so data from
-different devices can be compared without conversion. It is built on CLOCK_MONOTONIC, which is shared by
-all processes of the machine, so a worker process re-creates the same clock from the start value alone.
+different devices can be compared without conversion. It is built on the platform's fine-grained monotonic
+counter (CLOCK_MONOTONIC on Linux, ``hwlink.platform.clock_ns``), which is shared by all processes of the
+machine, so a worker process re-creates the same clock from the start value alone.
 """
 
 from __future__ import annotations
 
 import threading
-import time
+
+from hwlink.platform import clock_ns
 
 
 class MasterClock:
@@ -17,13 +19,13 @@ class MasterClock:
     __slots__ = ("start_ns",)
 
     def __init__(self, start_ns: int | None = None) -> None:
-        self.start_ns: int = time.monotonic_ns() if start_ns is None else int(start_ns)
+        self.start_ns: int = clock_ns() if start_ns is None else int(start_ns)
 
     def now_usec(self) -> int:
-        return (time.monotonic_ns() - self.start_ns) // 1000
+        return (clock_ns() - self.start_ns) // 1000
 
     def now_ns(self) -> int:
-        return time.monotonic_ns() - self.start_ns
+        return clock_ns() - self.start_ns
 
     def usec_to_monotonic_ns(self, usec: int) -> int:
         """Absolute monotonic ns of a master timestamp, for sleeping until it."""

@@ -1,4 +1,5 @@
-"""Dependency arrows point one way: lines <- drivers; sync and edl stand alone; runtime and cli on top."""
+"""Dependency arrows point one way: lines <- drivers; sync and edl stand alone; runtime and cli on top.
+Every OS-specific choice is made in the platform seam (``hwlink.platform``) and nowhere else."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ ALLOWED = {
 
 def layer_of(module: str) -> str:
     parts = module.split(".")
-    if module in BASE:
+    if module in BASE or parts[1] == "platform":  # the platform seam is usable from every layer
         return "base"
     if parts[1] == "edl_correction":
         return "glue"
@@ -117,3 +118,83 @@ def test_worker_side_layers() -> None:
              "hwlink.runtime.ports": {"hwlink.runtime.host", "hwlink.runtime.mlink", "hwlink.runtime.oe"}}
     for name, forbidden in below.items():
         assert not (hwlink_imports(MODULES[name]) & forbidden), name
+# ----- the platform seam --------------------------------------------------------------------------------------------
+SEAM = PACKAGE / "platform"
+# Modules that only exist on some systems, or (ctypes) whose use always is OS-specific.
+OS_MODULES = {"ctypes", "tty", "termios", "fcntl", "pty", "msvcrt", "winreg", "_winapi", "_overlapped", "resource",
+              "grp", "pwd", "posix", "nt", "winsound"}
+# Attributes that exist on some systems only, test the system, or (signal.signal) belong to the seam's choices.
+OS_ATTRIBUTES = {
+    "sys": {"platform", "getwindowsversion"},
+    "os": {"name", "uname", "getpriority", "setpriority", "sched_setscheduler", "sched_getscheduler", "sched_param",
+           "SCHED_FIFO", "SCHED_RR", "SCHED_IDLE", "SCHED_OTHER", "SCHED_BATCH", "PRIO_PROCESS", "O_DIRECTORY",
+           "openpty", "ttyname", "pipe", "fork", "forkpty", "setsid", "killpg", "getpgid", "nice", "geteuid",
+           "getuid", "mkfifo", "sched_getaffinity", "sched_setaffinity", "set_blocking", "sync"},
+    "socket": {"AF_UNIX", "MSG_DONTWAIT", "socketpair", "SO_REUSEPORT", "fromshare"},
+    "signal": {"SIGKILL", "SIGHUP", "SIGBREAK", "SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGALRM", "SIGPIPE", "SIGQUIT",
+               "CTRL_C_EVENT", "CTRL_BREAK_EVENT", "setitimer", "pthread_kill", "signal", "siginterrupt",
+               "pthread_sigmask"},
+    "subprocess": {"CREATE_NEW_PROCESS_GROUP", "STARTUPINFO"},
+}
+OS_KEYWORDS = {"pass_fds", "preexec_fn", "start_new_session", "creationflags", "process_group"}
+
+
+def os_specific_uses(source: str) -> list[str]:
+    """Every use of an OS-specific API in ``source``, as 'line: what'."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Import):
+            found += [f"{line}: import {a.name}" for a in node.names if a.name.split(".")[0] in OS_MODULES]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] in OS_MODULES:
+                found.append(f"{line}: from {node.module} import")
+            found += [f"{line}: from {node.module} import {a.name}" for a in node.names
+                      if a.name in OS_ATTRIBUTES.get(node.module, ())]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.attr in OS_ATTRIBUTES.get(node.value.id, ()):
+                found.append(f"{line}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr"):
+            if (len(node.args) >= 2 and isinstance(node.args[0], ast.Name) and isinstance(node.args[1], ast.Constant)
+                    and node.args[1].value in OS_ATTRIBUTES.get(node.args[0].id, ())):
+                found.append(f"{line}: {node.func.id}({node.args[0].id}, {node.args[1].value!r})")
+        elif isinstance(node, ast.keyword) and node.arg in OS_KEYWORDS:
+            found.append(f"{line}: {node.arg}=")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("/proc/"):
+            found.append(f"{line}: {node.value!r}")
+    return found
+
+
+def test_the_scan_finds_each_kind_of_os_specific_use() -> None:
+    """The rule below can fail: each finding of issue 20 in its original form is caught."""
+    originals = {
+        "import ctypes\nctypes.CDLL(None).prctl(29, 1, 0, 0, 0)": "import ctypes",
+        "fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)": "os.O_DIRECTORY",
+        "base = os.getpriority(os.PRIO_PROCESS, 0)": "os.getpriority",
+        "a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)": "socket.AF_UNIX",
+        "subprocess.Popen(args, pass_fds=[fd])": "pass_fds=",
+        "r, w = os.pipe()": "os.pipe",
+        "libc.prctl(1, signal.SIGKILL)": "signal.SIGKILL",
+        "if sys.platform == 'win32': pass": "sys.platform",
+        "import tty": "import tty",
+        "from os import openpty": "from os import openpty",
+        "ok = hasattr(os, 'SCHED_IDLE')": "hasattr(os, 'SCHED_IDLE')",
+        "Path('/proc/self/comm').write_text(name)": "'/proc/self/comm'",
+        "signal.signal(signal.SIGINT, handler)": "signal.signal",
+        "sent = sock.send(data, socket.MSG_DONTWAIT)": "socket.MSG_DONTWAIT",
+    }
+    for source, expected in originals.items():
+        assert any(expected in use for use in os_specific_uses(source)), source
+    assert os_specific_uses("import os, socket, select\nos.replace(a, b)\nsocket.create_connection(x)") == []
+
+
+def test_only_the_platform_seam_uses_os_specific_apis() -> None:
+    violations = [f"{path.relative_to(PACKAGE.parent)}:{use}" for path in sorted(PACKAGE.rglob("*.py"))
+                  if SEAM not in path.parents for use in os_specific_uses(path.read_text())]
+    assert violations == []
+
+
+def test_the_platform_seam_uses_only_the_base_layer() -> None:
+    for path in SEAM.rglob("*.py"):
+        for imported in hwlink_imports(path, top_level_only=False):
+            assert imported in BASE or imported.startswith("hwlink.platform"), f"{path.name} imports {imported}"

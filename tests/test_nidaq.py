@@ -26,6 +26,7 @@ from hwlink.drivers.scheduler import PulseTrain
 from hwlink.edl import Collection, read_signal_file, read_table
 from hwlink.errors import BoardError, ConfigError, LineError
 from hwlink.lines import LineModeFlags, LineReading, SignalBlock
+from hwlink.platform import clock_ns
 from hwlink.testing import nidaq_sim
 from hwlink.testing.nidaq_sim import SimulatedDevice, SimulatedNidaq, default_ai_signal
 
@@ -71,8 +72,8 @@ def run_cli(*args: str):
 def test_the_private_seam_is_where_the_simulation_expects_it() -> None:
     """Fails loudly when a nidaqmx upgrade moves the interpreter seam: re-check the simulation, then the pin."""
     nidaq_sim.check_seam()
-    pinned = [dep for dep in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]["nidaq"] if dep.startswith("nidaqmx")]
+    pinned = [dep.split(";")[0].strip() for dep in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())[
+        "project"]["optional-dependencies"]["nidaq"] if dep.startswith("nidaqmx")]  # without its platform marker
     assert pinned == [f"nidaqmx=={nidaq_sim.PINNED_NIDAQMX_VERSION}"], "pyproject pin and simulation disagree"
     assert "utils._select_interpreter(grpc_options)" in inspect.getsource(nidaqmx.Task.__init__)
     original = nidaqmx.utils._select_interpreter
@@ -224,7 +225,7 @@ def test_counter_line_pulses_are_hardware_timed(board: NidaqBoard, sim: Simulate
     unfinished = board.pulse("ctr2", width_usec=50_000, count=5, period_usec=100_000)  # on PFI14 = port2/line6
     assert sim.digital_level("Dev1", "port2/line6") == 1
     board.close()
-    closed_ns = time.monotonic_ns()
+    closed_ns = clock_ns()
     assert unfinished.cancelled and sim.digital_level("Dev1", "port2/line6") == 0
     times, _ = sim.digital_changes("Dev1", "port2/line6")
     assert times.max() <= closed_ns  # closing stopped the counter: its planned edges never happen
@@ -269,7 +270,7 @@ def test_pulses_fall_back_to_software_timing_without_a_free_counter(sim: Simulat
         assert 2500 <= seen_width_usec < 50_000
         assert one_counter.digital_level("Dev1", "port1/line1") == 1  # the 300 ms counter pulse is still high
         board.write_digital("PFI1", 0)  # an explicit write stops the running counter train
-        written_ns = time.monotonic_ns()
+        written_ns = clock_ns()
         assert long_train.cancelled and one_counter.digital_level("Dev1", "port1/line1") == 0
         times, _ = one_counter.digital_changes("Dev1", "port1/line1")
         assert times.max() <= written_ns  # the train's planned falling edge never happens

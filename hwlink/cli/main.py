@@ -7,7 +7,8 @@ import importlib
 import click
 
 from hwlink import __version__
-from hwlink.cli.common import BOARD_HELP, HwlinkGroup
+from hwlink.cli.common import BOARD_HELP, HwlinkGroup, UserError
+from hwlink.platform import forced_seams, setup_console
 
 # Each module has a ``register(group)`` that adds its commands.
 COMMAND_MODULES = (
@@ -18,6 +19,7 @@ COMMAND_MODULES = (
     "hwlink.cli.run_cmds",
     "hwlink.cli.tsync_cmds",
     "hwlink.cli.sync_cmds",
+    "hwlink.cli.doctor_cmds",
 )
 
 
@@ -26,6 +28,10 @@ COMMAND_MODULES = (
 @click.option("-b", "--board", "board_url", envvar="HWLINK_BOARD", default=None, help=BOARD_HELP)
 def cli(board_url: str | None) -> None:
     """Drive experiment hardware and get its timestamps right."""
+    try:
+        forced_seams()  # a misspelt HWLINK_PORTABLE is bad input, not a silent switch to every fallback
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 for _module in COMMAND_MODULES:
@@ -33,4 +39,5 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
+    setup_console()  # a cp1252 console must not end a run with UnicodeEncodeError
     cli(prog_name="hwlink")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime
 import platform
 import queue
-import signal
 import socket
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from hwlink.edl import Collection, Dataset, EdlError, LineReadingWriter, SignalW
 from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
 from hwlink.errors import BoardError, LineError
 from hwlink.lines import LineModeFlags, LineReading, SignalBlock
+from hwlink.platform import stop_signals
 from hwlink.sync.secondary import SecondaryClockSynchronizer
 from hwlink.sync.tsync import TSyncTruncationWarning, read_tsync
 
@@ -214,15 +213,8 @@ class StopFlag:
 
 @contextmanager
 def _signals_stop(flag: StopFlag) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+    with stop_signals(flag.request):  # Ctrl-C, SIGTERM, SIGHUP; Ctrl-Break and console close on Windows
         yield
-        return
-    previous = {signum: signal.signal(signum, flag.request) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _default_name() -> str:

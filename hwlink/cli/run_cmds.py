@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from types import FrameType
 
 import click
 
+from hwlink import platform
 from hwlink.cli.common import DURATION
 from hwlink.units import format_usec
 
@@ -31,12 +31,8 @@ def run_command(experiment: Path, duration: int | None, output: Path | None) -> 
             engine.request_stop("interrupted")
             click.echo("stopping (Ctrl-C again to force)", err=True)
 
-    previous = {signum: signal.signal(signum, on_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with platform.stop_signals(on_interrupt):  # Ctrl-C, SIGTERM, SIGHUP; Ctrl-Break and console close on Windows
         result = engine.run()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     where = result.collection_path or "(nothing recorded)"
     click.echo(f"run {result.reason} after {format_usec(result.duration_usec)}; collection: {where}", err=True)
     if result.failure is not None:

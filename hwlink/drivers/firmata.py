@@ -34,7 +34,7 @@ from hwlink.drivers import BoardDescription
 from hwlink.drivers import firmata_protocol as fp
 from hwlink.drivers.base import Board
 from hwlink.drivers.lineinfo import LineInfo, LineMode
-from hwlink.drivers.realtime import make_thread_timely
+from hwlink.platform import make_thread_timely
 from hwlink.errors import BoardError, ConfigError, LineError
 from hwlink.lines import LineCommand, LineModeFlags, LineReading
 from hwlink.units import format_usec, parse_duration_usec

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
-import select
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hwlink.clock import MasterClock
-from hwlink.drivers.realtime import make_thread_timely
+from hwlink.platform import Waker, make_thread_timely, wait_granularity_ns
 
 SPIN_WINDOW_NS = 600_000
 
@@ -100,8 +98,8 @@ class EdgeScheduler:
         self._stopped = False
         self._active: dict[int, PulseTrain] = {}
         self._queued: dict[int, deque[PulseTrain]] = {}
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_write, False)
+        self._waker = Waker()
+        self._spin_window_ns = SPIN_WINDOW_NS + wait_granularity_ns()  # coarse timers (Windows): wake earlier
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -127,10 +125,7 @@ class EdgeScheduler:
         self._wake()
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_write, b"!")
-        except BlockingIOError:
-            pass  # the pipe is full of wake-ups already
+        self._waker.wake()
 
     def cancel_line(self, line_id: int) -> None:
         """Drop the running and queued trains of a line (an explicit write overrides them)."""
@@ -154,14 +149,14 @@ class EdgeScheduler:
             self._wake()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
-            os.close(self._wake_read)
-            os.close(self._wake_write)
+            self._waker.close()
 
     def _next_due(self) -> tuple[int, PulseTrain, int] | None:
         """Wait for the next edge; returns it at its due time, or None when stopped.
 
-        Waiting is a select() on a wake-up pipe (precise with a small timer slack, and interrupted when an
-        earlier edge is planned), then a spin over the last stretch, which absorbs the wake-up jitter.
+        Waiting is a select() on a waker (precise with a small timer slack, and interrupted when an earlier edge
+        is planned), then a spin over the last stretch, which absorbs the wake-up jitter; where timed waits are
+        coarse the stretch grows by the platform's wait granularity.
         """
         clock = self._clock
         while True:
@@ -172,13 +167,11 @@ class EdgeScheduler:
                 if self._heap:
                     due_ns = self._heap[0][0] * 1000
                     remaining = due_ns - clock.now_ns()
-                    if remaining <= SPIN_WINDOW_NS:
+                    if remaining <= self._spin_window_ns:
                         planned, _, train, index = heapq.heappop(self._heap)
                         break
-                    timeout = (remaining - SPIN_WINDOW_NS) / 1e9
-            readable, _, _ = select.select([self._wake_read], [], [], timeout)
-            if readable:
-                os.read(self._wake_read, 4096)
+                    timeout = (remaining - self._spin_window_ns) / 1e9
+            self._waker.wait(timeout)
         # Spin the last stretch without yielding: sched_yield() would hand the core to any other runnable
         # process for a whole time slice. Holding the GIL this long is below the interpreter's switch interval.
         while clock.now_ns() < due_ns:

@@ -43,7 +43,7 @@ from hwlink.clock import MasterClock
 from hwlink.drivers import BoardDescription
 from hwlink.drivers.base import Board
 from hwlink.drivers.lineinfo import LineInfo, LineMode
-from hwlink.drivers.realtime import make_thread_timely
+from hwlink.platform import coarse_timeout, make_thread_timely
 from hwlink.errors import BoardError, ConfigError
 from hwlink.lines import LineReading
 from hwlink.sync.clockmodel import DeviceClock, LatencyModel, parse_latency, parse_steps
@@ -400,7 +400,7 @@ class SimBoard(Board):
                 due = self._events[0][0]
                 wait_usec = due - self.clock.now_usec()
                 if wait_usec > 0:
-                    self._cond.wait(wait_usec / 1e6)
+                    self._cond.wait(coarse_timeout(wait_usec / 1e6))
                     continue
                 _, _, kind, payload = heapq.heappop(self._events)
                 self._handle(due, kind, payload)

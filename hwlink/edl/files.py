@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+from hwlink import platform
+
 # Media types edlio dispatches on (Q7 of the format notes): write one only where edlio has a loader for it;
 # .tsync, .h5, .rhd and .zarr must carry a file_type only.
 _MEDIA_TYPES = {
@@ -45,7 +47,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        platform.replace_file(temp, path)  # retried while another process holds the target (Windows)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -53,17 +55,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def fsync_directory(path: Path) -> None:
-    """Make a rename or a new entry in ``path`` durable."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    """Make a rename or a new entry in ``path`` durable (where the OS has directory fsync)."""
+    platform.fsync_directory(path)
 
 
 _DIGITS = re.compile(r"(\d+)")

@@ -28,7 +28,9 @@ from typing import Any, TextIO
 from hwlink.clock import MasterClock
 from hwlink.edl import Collection, CreateFlag, Dataset, uuid7
 from hwlink.edl.tree import sanitize_name
+from hwlink import platform
 from hwlink.errors import HwlinkError
+from hwlink.platform import clock_ns
 from hwlink.runtime.board_module import BoardModule
 from hwlink.runtime.experiment import ExperimentError, ExperimentFile, load_experiment
 from hwlink.runtime.generators import CameraModule, PulseTrainModule, SignalSourceModule, ToneModule
@@ -330,12 +332,13 @@ class Engine:
         self._run_dataset = self.collection.create_dataset(RUN_DATASET)
         shutil.copyfile(self.experiment.path, self._run_dataset.set_data_file(
             self.experiment.path.name, summary="the experiment file of this run"))
-        self._run_log = open(self._run_dataset.add_aux_file("run.log", key="run-log", summary="engine log"), "w")
+        self._run_log = open(self._run_dataset.add_aux_file("run.log", key="run-log", summary="engine log"), "w",
+                             encoding="utf-8")
         for module in self.modules.values():
             if isinstance(module, ScriptModule):
                 path = self._run_dataset.add_aux_file(f"{module.name}.log", key=f"{module.name}-log",
                                                       summary=f"output of script {module.script.name}")
-                self._logs[module.name] = open(path, "w")
+                self._logs[module.name] = open(path, "w", encoding="utf-8")
 
     def run(self) -> RunResult:
         """Run until a stop condition; always closes the collection. Raises ExperimentError before recording
@@ -381,7 +384,7 @@ class Engine:
                          self.clock.now_usec() - started_at if started_at or self._started else 0)
 
     def _start(self) -> None:
-        self.clock.start_ns = time.monotonic_ns()  # time zero of the run; every module shares this clock
+        self.clock.start_ns = clock_ns()  # time zero of the run; every module shares this clock
         self.clock_running = True
         order = self._flow_order()
         for module in [m for m in reversed(order) if not m.is_source] + [m for m in order if m.is_source]:
@@ -391,6 +394,10 @@ class Engine:
             self._step(module, module.start)
         self._started = True
         self.log("engine", "started", "engine")
+        with self._print_lock:  # clock, priorities obtained, worker IPC: recorded in the run log, never dropped
+            if self._run_log is not None:
+                self._run_log.write(f"{self.clock.now_usec() / 1e6:10.3f} [engine] {platform.summary()}\n")
+                self._run_log.flush()
         if self.on_started is not None:
             self.on_started(self)
 

@@ -1,8 +1,8 @@
 """The core of a script worker process: ports, lifecycle, timers and the channel to the engine.
 
-Each script runs in a process of its own (started as ``python -m hwlink.runtime.worker FD``), so a script that
+Each script runs in a process of its own (started as ``python -m hwlink.runtime.worker CHANNEL``), so a script that
 spins on the CPU, blocks, or crashes cannot stall driver timestamps in the engine or take the run down with
-it. The engine talks to it over the socket passed as file descriptor FD (``hwlink.runtime.ipc``) in the typed
+it. The engine talks to it over the channel it was started with (``hwlink.runtime.ipc``) in the typed
 messages of ``hwlink.runtime.control``; the script's stdout/stderr are pipes the engine reads, so ``print``,
 ``println`` and tracebacks reach the terminal and the collection's log.
 
@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from hwlink import platform
 from hwlink.clock import MasterClock
 from hwlink.errors import HwlinkError
 from hwlink.runtime import control as ctl
@@ -378,29 +379,12 @@ class Host:
 
     # ----- extras -----------------------------------------------------------------------------------------------
     def rename_process(self) -> None:
-        try:
-            Path("/proc/self/comm").write_text(self.module_name[:15] or "hwlink-script")
-        except OSError:
-            pass
+        platform.set_process_name(self.module_name or "hwlink-script")
 
 
 WATCH_INTERVAL_SEC = 0.1
 STALL_SEC = 0.3  # not serving the channel for this long while running ...
 BUSY_SHARE = 0.6  # ... and wanting the CPU this much of the time: the script spins
-
-
-def _main_thread_runnable_sec() -> float | None:
-    """Seconds the main thread has been on a CPU or waiting in the run queue for one (Linux schedstat), or None.
-
-    Why not CPU time alone: on a loaded machine a spinning script gets only part of a core, so its CPU share
-    says little; a spinner is runnable all the time however much CPU it actually gets."""
-    pid = os.getpid()
-    try:
-        with open(f"/proc/{pid}/task/{pid}/schedstat") as stat:
-            on_cpu, waiting, _ = stat.read().split()
-    except (OSError, ValueError):
-        return None
-    return (int(on_cpu) + int(waiting)) / 1e9
 
 
 def watch_for_spinning(host: Host) -> None:
@@ -413,7 +397,7 @@ def watch_for_spinning(host: Host) -> None:
     flagged = False
 
     def busy_seconds() -> float:
-        runnable = _main_thread_runnable_sec()
+        runnable = platform.main_thread_runnable_sec()
         return time.process_time() if runnable is None else runnable
 
     last_time, last_busy = time.monotonic(), busy_seconds()

@@ -1,4 +1,5 @@
-"""Message channel between the engine and a script worker process: one AF_UNIX stream socket pair.
+"""Message channel between the engine and a script worker process: one stream socket (an AF_UNIX pair, or
+loopback TCP where the platform has no socket inheritance: ``hwlink.platform.start_worker``).
 
 Why this IPC: a Unix socket pair costs at most one syscall per message (a few µs, far under the 0.5 ms goal),
 needs no shared-memory bookkeeping, reports a dead peer as EOF at once, and the kernel buffer lets the reader
@@ -19,6 +20,8 @@ import socket
 import struct
 import threading
 from typing import Any, NamedTuple
+
+from hwlink.platform import try_send
 
 HEADER = struct.Struct("<IBBH")
 DATA = 1
@@ -74,10 +77,7 @@ class Channel:
                 self._backlog += message
                 self._backlog_ready.notify()
                 return
-            try:
-                sent = self.sock.send(message, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                sent = 0
+            sent = try_send(self.sock, message)  # 0 where the OS has no non-blocking send (Windows): flusher sends
             if sent < len(message):
                 self._backlog += memoryview(message)[sent:]
                 self._start_flusher()

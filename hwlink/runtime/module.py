@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from hwlink.clock import MasterClock
+from hwlink.platform import clock_ns
 from hwlink.runtime.types import SIGNAL_TYPES, DataType, convert_signal
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class InPort:
     def deliver(self, item: Any) -> None:
         """Runs on the producer's thread: the handler must be quick; its failure fails the run."""
         if self._min_interval_ns:
-            now = time.monotonic_ns()
+            now = clock_ns()
             if now - self._last_ns < self._min_interval_ns:
                 return
             self._last_ns = now

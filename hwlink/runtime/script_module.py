@@ -1,8 +1,9 @@
 """Engine side of script modules (``script``, ``python-module`` and ``oe-processor``): one worker process each.
 
-The engine starts ``python -m hwlink.runtime.worker FD`` with one end of a socket pair, sends it the script and
-its ports, and relays stream items both ways (``hwlink.runtime.ipc``); control messages are the typed
-vocabulary of ``hwlink.runtime.control``. A reader thread per worker turns its
+The engine starts ``python -m hwlink.runtime.worker CHANNEL`` with its end of a channel
+(``hwlink.platform.start_worker``: an inherited socket, or loopback TCP where there is none to inherit), sends it
+the script and its ports, and relays stream items both ways (``hwlink.runtime.ipc``); control messages are the
+typed vocabulary of ``hwlink.runtime.control``. A reader thread per worker turns its
 messages into emits on the module's output ports; items for the worker are encoded on the producer's thread
 and sent without blocking it. The worker's stdout and stderr are pipes read line by line into the terminal
 and the collection's log.
@@ -17,14 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from typing import Any
 
 from hwlink.runtime import control as ctl
+from hwlink import platform
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.ipc import CONTROL, DATA, Channel, Message, data_message
 from hwlink.runtime.module import InPort, Module, RunContext
@@ -84,7 +84,7 @@ class ScriptModule(Module):
         self._phase = "loading"  # what the worker is doing, for the log when it has to be killed
         self._killed = False
         self._closing = False
-        self._base_priority = os.getpriority(os.PRIO_PROCESS, 0) + self.nice
+        self._base_priority = platform.own_nice() + self.nice
         self._failed = False
         self.exit_code: int | None = None
 
@@ -101,16 +101,10 @@ class ScriptModule(Module):
 
     # ----- the worker process ---------------------------------------------------------------------------
     def load(self) -> None:
-        engine_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ, PYTHONUNBUFFERED="1", SYNTALOS_MODULE_ID=f"{self.kind}_{self.name}")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "hwlink.runtime.worker", str(worker_end.fileno())],
-            pass_fds=[worker_end.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=env, cwd=os.getcwd(),
-        )
-        worker_end.close()
+        self._process, engine_end = platform.start_worker(["-m", "hwlink.runtime.worker"], env=env, cwd=os.getcwd())
         if self.nice:
-            os.setpriority(os.PRIO_PROCESS, self._process.pid, self._base_priority)
+            platform.set_nice(self._process.pid, self._base_priority)
         self._channel = Channel(engine_end, blocking_send=False)
         self._spawn(self._read_messages, "messages")
         self._spawn(lambda: self._read_output(self._process.stdout, "stdout"), "stdout")  # type: ignore[union-attr]
@@ -260,20 +254,17 @@ class ScriptModule(Module):
                 self._out_order.append(name)
 
     def _set_priority(self, low: bool, why: str) -> None:
-        """Low: Linux' SCHED_IDLE policy (a waking driver thread preempts the script at once; nice 19 elsewhere).
-        Going back needs privileges a user may not have; then the script stays low."""
+        """Low: Linux' SCHED_IDLE policy (a waking driver thread preempts the script at once; nice 19 or the idle
+        priority class elsewhere, see hwlink.platform.lower_priority). Going back needs privileges a user may
+        not have; then the script stays low."""
         if self._process is None:
             return
         pid = self._process.pid
         try:
-            if low and hasattr(os, "SCHED_IDLE"):
-                os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-            elif low:
-                os.setpriority(os.PRIO_PROCESS, pid, LOW_PRIORITY_NICE)
+            if low:
+                platform.lower_priority(pid, LOW_PRIORITY_NICE)
             else:
-                if hasattr(os, "SCHED_IDLE"):
-                    os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
-                os.setpriority(os.PRIO_PROCESS, pid, self._base_priority)
+                platform.restore_priority(pid, self._base_priority)
         except OSError:
             return
         self.ctx.log(self.name, why, "engine")

@@ -1,6 +1,6 @@
-"""``python -m hwlink.runtime.worker FD``: the script worker process, wiring the layers together.
+"""``python -m hwlink.runtime.worker CHANNEL``: the script worker process, wiring the layers together.
 
-It builds the ``Host`` (``hwlink.runtime.host``) on the socket FD, registers the scripting APIs under the names
+It builds the ``Host`` (``hwlink.runtime.host``) on the channel to the engine (``hwlink.platform.connect_to_engine``), registers the scripting APIs under the names
 scripts import (``syntalos_mlink``, ``oe_pyprocessor``) *before* any user code runs, waits for the engine's
 ``Load`` and runs the script in the form its module kind asks for:
 
@@ -14,15 +14,13 @@ scripts import (``syntalos_mlink``, ``oe_pyprocessor``) *before* any user code r
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
-import signal
-import socket
 import sys
 import threading
 from pathlib import Path
 from types import ModuleType
 
+from hwlink import platform
 from hwlink.runtime import control as ctl
 from hwlink.runtime import mlink, oe_pyprocessor
 from hwlink.runtime.host import FATAL, GIL_SWITCH_INTERVAL_SEC, Host, format_user_traceback, watch_for_spinning
@@ -32,15 +30,6 @@ from hwlink.runtime.ports import SyntalosPyError
 from hwlink.runtime.types import DataType
 
 FORMS = ("script", "python-module", "oe-processor")
-
-
-def _die_with_parent() -> None:
-    """Linux: end this worker if the engine dies (a spinning script never reads the socket's EOF)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _run_as_main(host: Host, path: Path, standalone: bool) -> None:
@@ -102,10 +91,9 @@ def load(host: Host, message: ctl.Load) -> None:
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SEC)
-    channel = Channel(socket.socket(fileno=int(argv[1])), blocking_send=True)
+    # Ends this worker when the engine dies (a spinning script never reads the socket's EOF); Ctrl-C is the engine's.
+    channel = Channel(platform.connect_to_engine(argv[1]), blocking_send=True)
     host = Host(channel)
     mlink._bind(host)
     sys.modules["syntalos_mlink"] = mlink

@@ -27,7 +27,6 @@ import socket
 import tempfile
 import threading
 import time
-import tty
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -37,6 +36,7 @@ import numpy as np
 
 from hwlink.drivers import firmata_protocol as fp
 from hwlink.drivers.firmata_protocol import PinMode
+from hwlink.platform import Waker, clock_ns, open_raw_pty
 
 TOTAL_PINS = 20
 ANALOG_FIRST = 14
@@ -100,7 +100,7 @@ class SoftFirmataBoard:
         self._write_lock = threading.Lock()
         self._events: list[tuple[int, int, int]] = []
         self._parser = fp.FirmataParser(from_board=False)
-        self._wake_r, self._wake_w = os.pipe()
+        self._waker: Waker | None = Waker()
         self._thread: threading.Thread | None = None
         self._running = False
         self._muted = False
@@ -143,7 +143,7 @@ class SoftFirmataBoard:
         return str(self._link_dir / "tty")
 
     def stop(self) -> None:
-        if self._wake_w < 0:
+        if self._waker is None:
             return
         self._running = False
         self._wake()
@@ -154,9 +154,8 @@ class SoftFirmataBoard:
             Path(self.path).unlink(missing_ok=True)
             self._link_dir.rmdir()
             self._link_dir = None
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
-        self._wake_r = self._wake_w = -1
+        self._waker.close()
+        self._waker = None
 
     def __enter__(self) -> SoftFirmataBoard:
         return self
@@ -275,15 +274,13 @@ class SoftFirmataBoard:
 
     # ----- transports ------------------------------------------------------------------------------------
     def _open_pty(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no line discipline: a UART
-        os.set_blocking(master, False)  # a full pty buffer drops bytes, as a UART nobody reads would
+        master, slave, slave_path = open_raw_pty()  # raw, non-blocking master (POSIX only)
         self._master, self._slave = master, slave
         assert self._link_dir is not None
         link = self._link_dir / "tty"
         staging = self._link_dir / "tty.new"
         staging.unlink(missing_ok=True)
-        staging.symlink_to(os.ttyname(slave))
+        staging.symlink_to(slave_path)
         os.replace(staging, link)
 
     def _listen(self, host: str, port: int) -> None:
@@ -329,12 +326,9 @@ class SoftFirmataBoard:
                     pass
 
     def _wake(self) -> None:
-        if self._wake_w < 0:
-            return
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        waker = self._waker
+        if waker is not None:
+            waker.wake()
 
     # ----- device loop -----------------------------------------------------------------------------------
     def _start_thread(self) -> None:
@@ -346,7 +340,9 @@ class SoftFirmataBoard:
     def _run(self) -> None:
         while self._running:
             with self._lock:
-                sources: list[int | socket.socket] = [self._wake_r]
+                assert self._waker is not None
+                wake_fd = self._waker.fileno()
+                sources: list[int | socket.socket] = [wake_fd]
                 for source in (self._master, self._listener, self._client):
                     if source is not None:
                         sources.append(source)
@@ -355,8 +351,8 @@ class SoftFirmataBoard:
                 readable, _, _ = select.select(sources, [], [], timeout)
             except (OSError, ValueError):  # a transport closed under us: rebuild the list
                 readable = []
-            if self._wake_r in readable:
-                os.read(self._wake_r, 4096)
+            if wake_fd in readable:
+                self._waker.drain()
             with self._lock:
                 requests, self._requests = self._requests, []
                 for action, done in requests:
@@ -364,7 +360,7 @@ class SoftFirmataBoard:
                     done.set()
                 if requests:
                     continue
-                if readable and readable != [self._wake_r]:
+                if readable and readable != [wake_fd]:
                     self._serve(readable)
                 self._tick()
 
@@ -548,7 +544,7 @@ class SoftFirmataBoard:
         if level == self._observed[pin]:
             return
         self._observed[pin] = level
-        now = time.monotonic_ns()
+        now = clock_ns()
         self._events.append((pin, level, now))
         if self.on_output is not None:
             self.on_output(pin, level, now)
@@ -577,10 +573,10 @@ class SoftFirmataBoard:
             return 0
         self._last_sent_ports[port] = value
         self._send(fp.digital_message(port, value))
-        return time.monotonic_ns()
+        return clock_ns()
 
     def _update_inputs(self) -> int:
-        sent_at = time.monotonic_ns()
+        sent_at = clock_ns()
         for port in sorted(self._reporting_ports):
             sent_at = self._send_port(port) or sent_at
         return sent_at

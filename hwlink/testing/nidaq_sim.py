@@ -45,6 +45,8 @@ from nidaqmx._base_interpreter import BaseEventHandler, BaseInterpreter
 from nidaqmx.constants import AcquisitionType, ChannelType, FillMode, Level, ProductCategory
 from nidaqmx.errors import DaqError, DaqReadError, DaqWriteError
 
+from hwlink.platform import clock_ns
+
 PINNED_NIDAQMX_VERSION = "1.7.0"
 SEAM_MODULE = nidaqmx.utils
 SEAM_FUNCTION = "_select_interpreter"
@@ -266,11 +268,11 @@ class SimulatedNidaq(BaseInterpreter):
     # ----- the outside world (what a test or demo does to the device) ----------------------------------
     def set_digital_input(self, device: str, line: str, level: int) -> None:
         """Drive a digital line from outside (like a wire from another instrument), from now on."""
-        self._history(self._digital, device, line).set(time.monotonic_ns(), float(bool(level)))
+        self._history(self._digital, device, line).set(clock_ns(), float(bool(level)))
 
     def digital_level(self, device: str, line: str, at_ns: int | None = None) -> int:
         """The level on a line now (or at a monotonic time), like a probe on the pin."""
-        t = time.monotonic_ns() if at_ns is None else at_ns
+        t = clock_ns() if at_ns is None else at_ns
         return int(self._history(self._digital, device, line).at(np.array([t]))[0])
 
     def digital_changes(self, device: str, line: str) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +281,7 @@ class SimulatedNidaq(BaseInterpreter):
         return history.times.copy(), history.values.astype(np.int64)
 
     def analog_output(self, device: str, channel: str, at_ns: int | None = None) -> float:
-        t = time.monotonic_ns() if at_ns is None else at_ns
+        t = clock_ns() if at_ns is None else at_ns
         return float(self._history(self._analog_out, device, channel).at(np.array([t]))[0])
 
     def analog_output_changes(self, device: str, channel: str) -> tuple[np.ndarray, np.ndarray]:
@@ -476,7 +478,7 @@ class SimulatedNidaq(BaseInterpreter):
             sim_task.running = True
             sim_task.stop_event.clear()
             sim_task.read_position = 0
-            sim_task.t0_ns = time.monotonic_ns()
+            sim_task.t0_ns = clock_ns()
             if sim_task.rate_hz:
                 drift = 1.0 + sim_task.channels[0].device.clock_drift_ppm * 1e-6
                 sim_task.period_ns = 1e9 / (sim_task.rate_hz * drift)
@@ -493,7 +495,7 @@ class SimulatedNidaq(BaseInterpreter):
         self._stop(self._task(task))
 
     def _stop(self, task: _SimTask) -> None:
-        now = time.monotonic_ns()
+        now = clock_ns()
         if task.running and now < task.done_at_ns:
             self._cut_generation(task, now)
         task.running = False
@@ -521,11 +523,11 @@ class SimulatedNidaq(BaseInterpreter):
 
     def is_task_done(self, task: int) -> bool:
         sim_task = self._task(task)
-        return not sim_task.running or time.monotonic_ns() >= sim_task.done_at_ns
+        return not sim_task.running or clock_ns() >= sim_task.done_at_ns
 
     def wait_until_task_done(self, task: int, time_to_wait: float) -> None:
         sim_task = self._task(task)
-        remaining = (sim_task.done_at_ns - time.monotonic_ns()) / 1e9
+        remaining = (sim_task.done_at_ns - clock_ns()) / 1e9
         if time_to_wait >= 0 and remaining > time_to_wait:
             sim_task.stop_event.wait(time_to_wait)
             raise self._error("Wait Until Done did not indicate all samples were acquired or generated.",
@@ -613,7 +615,7 @@ class SimulatedNidaq(BaseInterpreter):
             events = 0
             while True:
                 due_ns = task.t0_ns + (events + 1) * n * task.period_ns
-                if task.stop_event.wait(max(0.0, (due_ns - time.monotonic_ns()) / 1e9)):
+                if task.stop_event.wait(max(0.0, (due_ns - clock_ns()) / 1e9)):
                     return
                 events += 1
                 try:
@@ -629,7 +631,7 @@ class SimulatedNidaq(BaseInterpreter):
         task = self._task(handle)
         if not task.running:
             raise self._error("The task is not running.", -200473, task, task.channels[0], read=0)
-        now = time.monotonic_ns()
+        now = clock_ns()
         if task.available(now) - task.read_position > task.buffer_size:
             raise self._error("The application is not able to keep up with the hardware acquisition. Attempted "
                               "to read samples that are no longer available.", SAMPLES_NO_LONGER_AVAILABLE, task,
@@ -684,7 +686,7 @@ class SimulatedNidaq(BaseInterpreter):
         if sim_task.rate_hz and not auto_start:
             sim_task.pending_waveform = values
             return int(num_samps_per_chan)
-        now = time.monotonic_ns()
+        now = clock_ns()
         for channel, row in zip(sim_task.channels, values, strict=True):
             self._history(self._digital, channel.device.name, channel.physical).set(now, float(row[-1]))
         return int(num_samps_per_chan)
@@ -696,7 +698,7 @@ class SimulatedNidaq(BaseInterpreter):
         if not channel.min_val <= value <= channel.max_val:
             raise self._error(f"Requested value {value:g} V is outside the channel range "
                               f"{channel.min_val:g}..{channel.max_val:g} V.", -200561, sim_task, channel, written=0)
-        self._history(self._analog_out, channel.device.name, channel.physical).set(time.monotonic_ns(), value)
+        self._history(self._analog_out, channel.device.name, channel.physical).set(clock_ns(), value)
 
     def write_analog_f64(self, task: int, num_samps_per_chan: int, auto_start: bool, timeout: float,
                          data_layout: int, write_array: np.ndarray) -> int:
@@ -704,7 +706,7 @@ class SimulatedNidaq(BaseInterpreter):
         self._check_write(sim_task)
         values = np.asarray(write_array, dtype=np.float64).reshape(len(sim_task.channels), -1)
         if not sim_task.rate_hz:
-            now = time.monotonic_ns()
+            now = clock_ns()
             for channel, row in zip(sim_task.channels, values, strict=True):
                 self._history(self._analog_out, channel.device.name, channel.physical).set(now, float(row[-1]))
             return int(num_samps_per_chan)
@@ -827,7 +829,7 @@ class SimulatedNidaq(BaseInterpreter):
         if attribute == 0x217B:
             return len(sim_task.channels)
         if attribute in (0x1223, 0x31E8):
-            return sim_task.available(time.monotonic_ns()) - sim_task.read_position
+            return sim_task.available(clock_ns()) - sim_task.read_position
         raise NotImplementedError(f"read attribute {attribute:#x}")
 
     def get_write_attribute_uint32(self, task: int, attribute: int) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import queue
 import re
-import select
 import socket
 import subprocess
 import threading
@@ -65,8 +64,13 @@ class SimavrUno:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
         assert process.stderr is not None
-        ready, _, _ = select.select([process.stderr], [], [], timeout)
-        line = process.stderr.readline().decode(errors="replace") if ready else ""
+        first_line: queue.Queue[bytes] = queue.Queue()  # a thread, not select(): pipes are not selectable everywhere
+        stderr = process.stderr
+        threading.Thread(target=lambda: first_line.put(stderr.readline()), daemon=True).start()
+        try:
+            line = first_line.get(timeout=timeout).decode(errors="replace")
+        except queue.Empty:
+            line = ""
         match = _READY.search(line)
         if match is None:
             process.kill()
