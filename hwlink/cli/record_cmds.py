@@ -58,7 +58,7 @@ class LineStream:
     sync: SecondaryClockSynchronizer | None = None
     count: int = 0
 
-    def record(self, reading: LineReading) -> None:
+    def record(self, reading: LineReading) -> int:
         """Write one reading; with a synchronizer its time is the device time mapped onto the master clock."""
         time_usec = reading.time_usec
         if self.sync is not None and reading.device_time_usec is not None:
@@ -70,6 +70,7 @@ class LineStream:
         else:
             self.writer.append(reading, time_usec if self.sync is not None else None)
         self.count += 1
+        return time_usec
 
     def close(self) -> None:
         if self.sync is not None:
@@ -102,6 +103,7 @@ class Recorder:
     pending: dict[int, LineInfo] = field(default_factory=dict)
     subscriptions: list[Subscription] = field(default_factory=list)
     line_subscriptions: dict[int, Subscription] = field(default_factory=dict)
+    publisher: Any = None  # --lsl: hwlink.cli.lsl_publish.RecordPublisher
 
     def start(self, infos: list[LineInfo]) -> None:
         """Subscribe (readings and signal blocks go to ``inbox``) and create the digital lines' datasets."""
@@ -158,7 +160,9 @@ class Recorder:
             if info is None:
                 return  # a sampled line's readings still in the queue, or a line not recorded
             stream = self._add_line(info)
-        stream.record(reading)
+        time_usec = stream.record(reading)
+        if self.publisher is not None:
+            self.publisher.reading(reading, time_usec)
 
     def add_signal_block(self, block: SignalBlock) -> None:
         key = tuple(block.line_ids)
@@ -176,6 +180,8 @@ class Recorder:
                     self.line_subscriptions.pop(line_id).cancel()
         stream.writer.append_block(block)
         stream.count += block.length
+        if self.publisher is not None:
+            self.publisher.block(block, stream.dataset.name, self._line_name)
 
     def _line_name(self, line_id: int) -> str:
         try:
@@ -241,9 +247,11 @@ def _default_name() -> str:
 @click.option("--name", default=None, help="Collection name (default hwlink-YYYYMMDD-HHMMSS).")
 @click.option("--pullup", is_flag=True, help="Enable pull-ups on digital input lines.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--lsl", "lsl", is_flag=True,
+              help="Also publish what is recorded as Lab Streaming Layer streams named after the collection.")
 @board_option
 def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], duration: int | None, output: Path,
-                   name: str | None, pullup: bool, quiet: bool, board_url: str) -> None:
+                   name: str | None, pullup: bool, quiet: bool, lsl: bool, board_url: str) -> None:
     """Record the --lines of a board into a new EDL collection (HDF5, CSV events, tsync clock sync).
 
     Ctrl-C (or SIGTERM) stops cleanly with everything saved; data is flushed at least twice a second.
@@ -264,8 +272,13 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
         collection = Collection.create(output, name or _default_name(), generator=f"hwlink {__version__}",
                                        attributes={"board": board.url, "lines": [info.name for info in infos],
                                                    "machine_node": f"{socket.gethostname()} [{platform.system()} "
-                                                                   f"{platform.release()}]"})
+                                                                   f"{platform.release()}]",
+                                                   "master_clock_start_ns": board.clock.start_ns})
         recorder = Recorder(board, collection, modes)
+        if lsl:
+            from hwlink.cli.lsl_publish import RecordPublisher
+
+            recorder.publisher = RecordPublisher(board, collection, infos)
         try:
             outcome, failure = _record(recorder, infos, flags, duration, quiet)
         finally:

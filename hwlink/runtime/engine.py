@@ -28,13 +28,14 @@ from hwlink.runtime.board_module import BoardModule
 from hwlink.runtime.experiment import ExperimentError, ExperimentFile, load_experiment
 from hwlink.runtime.generators import CameraModule, PulseTrainModule, SignalSourceModule, ToneModule
 from hwlink.runtime.module import Module
+from hwlink.runtime.lsl_module import LslOutletModule
 from hwlink.runtime.recorder import RecorderModule
 from hwlink.runtime.script_module import OEProcessorModule, ScriptModule, WorkerFailed
 from hwlink.runtime.types import can_connect
 
 MODULE_KINDS: dict[str, type[Module]] = {cls.kind: cls for cls in (
     BoardModule, ScriptModule, OEProcessorModule, RecorderModule, CameraModule, SignalSourceModule, ToneModule,
-    PulseTrainModule)}
+    PulseTrainModule, LslOutletModule)}
 
 RUN_DATASET = "hwlink-run"
 
