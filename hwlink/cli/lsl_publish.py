@@ -21,7 +21,8 @@ from hwlink.lines import LineReading, SignalBlock
 
 
 class RecordPublisher:
-    def __init__(self, board: Board, collection: Collection, infos: list[LineInfo]) -> None:
+    def __init__(self, board: Board, collection: Collection, infos: list[LineInfo],
+                 wait_usec: int | None = None) -> None:
         self.clock = board.clock
         self.name = collection.name
         self.source_id = f"hwlink:{collection.collection_id}"
@@ -31,6 +32,8 @@ class RecordPublisher:
         except ConfigError as error:
             raise UserError(str(error)) from None
         self.signals: dict[str, SignalOutlet] = {}
+        if wait_usec:
+            self.lines.wait_for_consumers(wait_usec / 1e6)
 
     def reading(self, reading: LineReading, time_usec: int) -> None:
         self.lines.push_reading(reading, time_usec)

@@ -249,9 +249,12 @@ def _default_name() -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--lsl", "lsl", is_flag=True,
               help="Also publish what is recorded as Lab Streaming Layer streams named after the collection.")
+@click.option("--lsl-wait", type=DURATION, default=None,
+              help="With --lsl: wait this long for a consumer (e.g. LabRecorder) before recording starts.")
 @board_option
 def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], duration: int | None, output: Path,
-                   name: str | None, pullup: bool, quiet: bool, lsl: bool, board_url: str) -> None:
+                   name: str | None, pullup: bool, quiet: bool, lsl: bool, lsl_wait: int | None,
+                   board_url: str) -> None:
     """Record the --lines of a board into a new EDL collection (HDF5, CSV events, tsync clock sync).
 
     Ctrl-C (or SIGTERM) stops cleanly with everything saved; data is flushed at least twice a second.
@@ -278,7 +281,7 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
         if lsl:
             from hwlink.cli.lsl_publish import RecordPublisher
 
-            recorder.publisher = RecordPublisher(board, collection, infos)
+            recorder.publisher = RecordPublisher(board, collection, infos, wait_usec=lsl_wait)
         try:
             outcome, failure = _record(recorder, infos, flags, duration, quiet)
         finally:

@@ -1,8 +1,9 @@
 """``kind = "lsl-outlet"``: publishes the stream connected to its ``in`` port as a Lab Streaming Layer stream.
 
 Settings: ``name`` (stream name, default the module name), ``type`` (LSL content type, default by data type:
-``hwlink-lines``, ``hwlink-signals``, ``Markers``), ``source_id`` (default ``hwlink:<run>:<module>``, so a consumer
-that reconnects finds the same stream again). LineReadings, signal blocks, table rows, control and line commands are
+``hwlink-lines``, ``hwlink-signals``, ``Markers``), ``source_id`` (default ``hwlink:<run>:<module>``), ``wait_for_consumers`` (a
+duration: the run starts only once a consumer such as LabRecorder is connected, or that time has passed, so it
+misses nothing; sources start after consumers). LineReadings, signal blocks, table rows, control and line commands are
 published as described in :mod:`hwlink.drivers.lsl_outlet`; their hwlink master timestamps are converted to LSL's
 clock (rows and commands carry no time of their own: they are stamped when they reach the outlet). Samples are
 pushed on the producer's thread (a push is a few µs), so they leave with no queue in between.
@@ -29,6 +30,7 @@ class LslOutletModule(Module):
         self.stream_name = str(settings.text("name", spec.name))
         self.stream_type = settings.text("type", None)
         self.source_id = settings.text("source_id", None)
+        self.wait_usec = settings.duration_usec("wait_for_consumers", 0)
         settings.finish(self.description)
         self.port = self.add_input("in", None, self._on_item)
         self.outlet: Any = None
@@ -67,6 +69,8 @@ class LslOutletModule(Module):
         else:
             name = data_type.name if data_type is not None else "untyped"
             raise ConfigError(f"{self.name}: an LSL outlet cannot publish {name} streams")
+        if self.wait_usec and not self.outlet.wait_for_consumers(self.wait_usec / 1e6):
+            self.ctx.log(self.name, f"no LSL consumer within {self.wait_usec / 1e6:g} s; publishing anyway")
 
     def _on_item(self, port: InPort, item: Any) -> None:
         if self._push is not None:
