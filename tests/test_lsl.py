@@ -103,6 +103,7 @@ def test_driver_reads_string_markers_as_event_lines() -> None:
         assert board.line(0).digital_in and board.has_device_clock
         outlet.wait_for_consumers(5)
         readings = board.readings()
+        board.set_mode(0, LineModeFlags.IS_INPUT)  # samples wait in liblsl's buffer until a line is an input
         texts = ["trial-start", "7", "trial-end", "trial-start"]
         stamps = []
         for text in texts:
@@ -140,6 +141,8 @@ def test_driver_reads_a_sampled_stream_as_signal_blocks_with_labels_and_units() 
         assert board.line_units == {0: "microvolts", 1: "microvolts", 2: "uS"}
         assert all(i.modes() == [LineMode.ANALOG_IN] for i in board.lines)
         board.subscribe_signals(blocks.append)
+        for line in ("Fz", "Cz", "GSR"):
+            board.set_mode(line, LineModeFlags.IS_INPUT)
         outlet.wait_for_consumers(5)
         rng = np.random.default_rng(1)
         sent = rng.normal(size=(500, 3)).astype(np.float32)

@@ -212,3 +212,22 @@ def test_marker_outlet_publishes_rows_and_commands() -> None:
     assert received == [["START"], ["STOP 500 done"]]
     assert np.round(master_usec_of(clock, np.array(command_stamps))).tolist() == [10, 20]
     assert command_marker(ControlCommand(ControlCommandKind.STEP, 0, "x")) == "STEP 0 x"
+
+
+def test_two_hwlink_processes_one_clock(tmp_path: Path) -> None:
+    """A publisher (sim:// board, 250 ppm device clock) and a recorder (lsl://) agree with the board's true event
+    times; the goal is in BENCHMARKS.md (measured there); the bound here leaves room for a loaded machine."""
+    from hwlink.testing.lsl_two_hosts import run_two_hosts
+
+    from hwlink.testing.lsl_two_hosts import LATENCY_USEC
+
+    result = run_two_hosts(tmp_path, publish_s=6, record_s=4, tag=uuid.uuid4().hex[:8])
+    assert len(result.true_usec) >= 120  # 20 Hz square wave: 40 edges a second, every one received
+    # what LSL and the recorder's synchronizer add to the publisher's times (the goal: p99 within 50 µs on a
+    # quiet machine; see BENCHMARKS.md)
+    chain = np.abs(result.chain_error)
+    assert np.percentile(chain, 99) < 1_000 and chain.max() < 3_000, (np.percentile(chain, [50, 99]), chain.max())
+    # against the board's true event times: the publisher's own board link adds its constant latency, which
+    # one-sided clock sync cannot see (and a user can declare), and no more
+    error = result.recorder_error
+    assert np.percentile(np.abs(error - LATENCY_USEC), 99) < 1_500, np.percentile(error, [0, 50, 99, 100])

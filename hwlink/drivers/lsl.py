@@ -249,11 +249,12 @@ class LslBoard(Board):
         self._tc_read_at = 0
         self._recorder = None if not tsync_path else SyncPointRecorder(
             Path(tsync_path), f"hwlink::lsl-{self.stream_name}", SYNC_TOLERANCE_USEC)
-        self._modes = {info.line_id: info.modes()[0] for info in self.lines}  # inputs only: always on
         self._sample_index = 0
         self._running = True
+        # Samples wait in liblsl's buffer until the first line is put in input mode (as a board's inputs report
+        # nothing before that), so a recorder that subscribes first and sets modes next misses none.
         self._thread = threading.Thread(target=self._pull_loop, name=f"hwlink-lsl-{self.stream_name}", daemon=True)
-        self._thread.start()
+        self._thread_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str, clock: MasterClock | None = None) -> LslBoard:
@@ -265,6 +266,10 @@ class LslBoard(Board):
     def _apply_mode(self, info: LineInfo, mode: LineMode) -> None:
         if not mode.is_input:
             raise ConfigError(f"line {info.label} of {self.url} is an input (LSL inlets only receive)")
+        self._modes[info.line_id] = mode
+        with self._thread_lock:
+            if not self._thread.is_alive() and self._running:
+                self._thread.start()
 
     def _write_digital(self, line_id: int, level: int) -> None:
         raise ConfigError(f"{self.url}: LSL inlets have no outputs")
@@ -273,8 +278,9 @@ class LslBoard(Board):
         raise ConfigError(f"{self.url}: LSL inlets have no outputs")
 
     def _close(self) -> None:
-        self._running = False
-        if self._thread is not threading.current_thread():
+        with self._thread_lock:
+            self._running = False
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
         self.sync.stop()
         if self._recorder is not None:
@@ -393,6 +399,8 @@ class LslBoard(Board):
         rows = data.reshape(len(master), -1)
         for row, stamp, device_usec in zip(rows, master.tolist(), device.tolist(), strict=True):
             for line_id, value in enumerate(row):
+                if line_id not in self._modes:
+                    continue  # a line not (yet) put in input mode reports nothing
                 if self.is_string:
                     number = self._code(str(value))
                 else:
