@@ -25,7 +25,7 @@ def layer_of(module: str) -> str:
     parts = module.split(".")
     if module in BASE:
         return "base"
-    if parts[1] == "edl_correction":
+    if parts[1] in ("edl_correction", "nwb_export"):
         return "glue"
     return parts[1]
 

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "hwlink.cli.run_cmds",
     "hwlink.cli.tsync_cmds",
     "hwlink.cli.sync_cmds",
+    "hwlink.cli.export_cmds",
 )
 
 
