@@ -30,7 +30,9 @@ LSL traffic on 127.0.0.1: hwlink's tests and benchmarks use it).
 
 from __future__ import annotations
 
+import collections
 import math
+import statistics
 import os
 import threading
 import urllib.parse
@@ -182,6 +184,7 @@ def channel_metadata(info: Any) -> tuple[list[str], list[str]]:
 LSL_STEP_THRESHOLD_USEC = 1_000_000
 TIME_CORRECTION_EVERY_USEC = 2_000_000  # liblsl re-probes every 2 s (tuning.TimeUpdateInterval)
 SYNC_TOLERANCE_USEC = 1000
+GAP_MEMORY = 15  # liblsl probe answers (one per 2 s) whose median is the least-delay prior: the last 30 s
 LSL_MAX_SKEW = 500e-6  # computer clocks: NTP's own limit; steeper slopes are latency noise over short spans
 
 
@@ -247,6 +250,7 @@ class LslBoard(Board):
         self.min_latency_usec = 1 << 62  # the least delay seen (see _synchronize)
         self._last_output = -(1 << 62)
         self._tc_read_at = 0
+        self._gaps: collections.deque[float] = collections.deque(maxlen=GAP_MEMORY)
         self._recorder = None if not tsync_path else SyncPointRecorder(
             Path(tsync_path), f"hwlink::lsl-{self.stream_name}", SYNC_TOLERANCE_USEC)
         self._sample_index = 0
@@ -291,45 +295,55 @@ class LslBoard(Board):
             pass
 
     # ----- the clock mapping ----------------------------------------------------------------------------
-    def _refresh_time_correction(self, now_usec: int) -> None:
-        """liblsl re-measures the offset every few seconds; read its latest value (without waiting)."""
+    def _refresh_time_correction(self, now_usec: int) -> bool:
+        """liblsl re-measures the offset every few seconds; read its latest value (without waiting). True if
+        the value changed."""
         if now_usec - self._tc_read_at < TIME_CORRECTION_EVERY_USEC:
-            return
+            return False
         self._tc_read_at = now_usec
         try:
-            self.time_correction_s = float(self._inlet.time_correction(timeout=0.0))
+            value = float(self._inlet.time_correction(timeout=0.0))
         except Exception:  # noqa: BLE001 - a probe that has no fresh answer keeps the last one
-            pass
+            return False
+        changed = value != self.time_correction_s
+        self.time_correction_s = value
+        return changed
 
-    def _synchronize(self, arrival_usec: int, lsl_stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _synchronize(self, arrival_usec: int, lsl_stamps: list[float]) -> tuple[list[int], list[int]]:
         """(device µs, synchronized master µs) of a chunk that arrived at ``arrival_usec``.
 
         hwlink's estimator gives the lower envelope of the arrivals: the event time plus the transport's least
         delay, with drift and jitter modelled. One-sided data cannot tell that least delay; liblsl's round-trip
         offset (``time_correction``) can: the least gap between the envelope and the sample times moved by that
-        offset is the delay, subtracted from the envelope. A bad probe can only make that gap smaller, so the
-        output never moves later than the envelope and never earlier than the prior says the sample happened.
+        offset is the delay, subtracted from the envelope: the median over the recent probe answers, as one answer
+        can be off by a scheduling delay of either process.
         """
-        device = np.rint(lsl_stamps * 1e6).astype(np.int64)
+        device = [round(stamp * 1e6) for stamp in lsl_stamps]
         # A chunk arrives at once, but its older samples were on their way earlier: each is given the arrival
         # the newest sample had, less the time between them. That is never before the sample happened (the
         # newest one's delay is real), so hwlink's lower-envelope estimate stays valid, and the older samples
         # of a chunk do not look late (which would hold the monotonic output up).
-        arrivals = np.minimum(arrival_usec - (device[-1] - device), arrival_usec).tolist()
+        newest = device[-1]
         process = self.sync.process_timestamp
-        envelope = np.fromiter((process(a, value) for a, value in zip(arrivals, device.tolist(), strict=True)),
-                               np.int64, device.size)
-        self._refresh_time_correction(arrival_usec)
-        prior = master_usec_of(self.clock, lsl_stamps + self.time_correction_s)
-        gap = float(np.min(envelope - prior))
-        if gap < self.min_latency_usec:
-            self.min_latency_usec = max(0, int(math.floor(gap)))
-        master = envelope - self.min_latency_usec
-        master = np.maximum.accumulate(np.maximum(master, self._last_output))
-        self._last_output = int(master[-1])
+        envelope = [process(min(arrival_usec - (newest - value), arrival_usec), value) for value in device]
+        if self._refresh_time_correction(arrival_usec) or not self._gaps:
+            self._gaps.append(math.inf)  # a new probe answer: a new gap measurement begins
+        shift = self.time_correction_s * 1e6 - self.clock.start_ns / 1000.0  # LSL s * 1e6 + shift = master µs
+        gap = min(env - (stamp * 1e6 + shift) for env, stamp in zip(envelope, lsl_stamps, strict=True))
+        if gap < self._gaps[-1]:
+            self._gaps[-1] = gap
+            # one probe answer can be off by a scheduling delay: the median over recent answers is the prior
+            self.min_latency_usec = max(0, math.floor(statistics.median(self._gaps)))
+        latency = self.min_latency_usec
+        last = self._last_output
+        master = []
+        for env in envelope:
+            last = max(env - latency, last)
+            master.append(last)
+        self._last_output = last
         if self._recorder is not None:
             slope = self.sync.skew_ppm * 1e-6
-            for device_usec, master_usec in zip(device.tolist(), master.tolist(), strict=True):
+            for device_usec, master_usec in zip(device, master, strict=True):
                 self._recorder.record(device_usec, master_usec, False, slope)
         return device, master
 
@@ -342,7 +356,6 @@ class LslBoard(Board):
     def _pull_loop(self) -> None:
         pylsl = import_pylsl()
         inlet = self._inlet
-        dtype = np.float64 if not self.is_string else object
         try:
             while self._running:
                 # liblsl's pull_chunk with a timeout waits for a full chunk: wait for one sample instead, then
@@ -354,18 +367,19 @@ class LslBoard(Board):
                 samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=MAX_CHUNK)
                 samples = [first, *samples]
                 stamps = [stamp, *stamps]
-                device, master = self._synchronize(arrival, np.asarray(stamps, dtype=np.float64))
+                device, master = self._synchronize(arrival, stamps)
                 if self.sampled:
                     self._deliver_block(np.asarray(samples, dtype=np.float64), device, master)
                 else:
-                    self._deliver_events(np.asarray(samples, dtype=dtype), device, master)
+                    self._deliver_events(samples, device, master)
         except pylsl.LostError:
             self._fail(BoardError(f"{self.url}: the LSL stream {self.stream_name!r} was lost"))
         except Exception as error:  # noqa: BLE001 - a reader thread must report, never die silently
             if self._running:
                 self._fail(BoardError(f"{self.url}: {error}"))
 
-    def _deliver_block(self, data: np.ndarray, device: np.ndarray, master: np.ndarray) -> None:
+    def _deliver_block(self, data: np.ndarray, device_list: list[int], master_list: list[int]) -> None:
+        device, master = np.array(device_list, dtype=np.int64), np.array(master_list, dtype=np.int64)
         line_ids = tuple(range(len(self._lines)))
         first = self._sample_index
         self._sample_index += len(master)
@@ -395,11 +409,11 @@ class LslBoard(Board):
             self._next_code += 1
         return code
 
-    def _deliver_events(self, data: np.ndarray, device: np.ndarray, master: np.ndarray) -> None:
-        rows = data.reshape(len(master), -1)
-        for row, stamp, device_usec in zip(rows, master.tolist(), device.tolist(), strict=True):
+    def _deliver_events(self, samples: list[list[Any]], device: list[int], master: list[int]) -> None:
+        modes = self._modes
+        for row, stamp, device_usec in zip(samples, master, device, strict=True):
             for line_id, value in enumerate(row):
-                if line_id not in self._modes:
+                if line_id not in modes:
                     continue  # a line not (yet) put in input mode reports nothing
                 if self.is_string:
                     number = self._code(str(value))
