@@ -137,7 +137,6 @@ def test_large_signal_streams_in_chunks_and_compresses_where_it_pays(tmp_path: P
     with h5py.File(report.path, "r") as file:
         assert file["acquisition/smooth/data"].compression == "gzip"
         assert file["acquisition/noise/data"].compression is None
-        assert file["acquisition/smooth/timestamps"].compression == "gzip"
 
 
 @pytest.mark.parametrize("args, message", [
