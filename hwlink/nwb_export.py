@@ -46,6 +46,7 @@ __all__ = ["ExportError", "ExportReport", "NwbMetadata", "export_nwb", "ANCHOR_A
 ANCHOR_ATTRIBUTES = ("master_clock_start_utc", "master_clock_utc_anchor", "wall_clock_anchor_utc",
                      "wall_clock_anchor", "time_zero_utc")
 CHUNK_BYTES = 8 << 20  # rows read and written per step: memory stays bounded whatever the file size
+TRIAL_ROWS = 65_536  # rows compressed on trial to decide whether gzip pays
 COMPRESS_RATIO = 0.6  # gzip a dataset when a trial chunk shrinks below this share (less saves too little
 # for the time it costs: ~10 MB/s per core)
 SEX = ("M", "F", "U", "O")
@@ -212,7 +213,7 @@ def _wrapped(source: h5py.Dataset, transform: Callable[[np.ndarray], np.ndarray]
     dtype = np.dtype(dtype)
     if source.shape[0] == 0:
         return np.zeros(source.shape, dtype=dtype)
-    trial = source[: min(source.shape[0], _chunk_rows(max(1, source.dtype.itemsize)) // 8 or 1)]
+    trial = source[: min(source.shape[0], TRIAL_ROWS)]
     trial = np.asarray(transform(trial) if transform is not None else trial, dtype=dtype)
     compress = _compression_pays(trial)
     data = _iterator(source, transform, dtype, progress)
