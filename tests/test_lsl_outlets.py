@@ -231,3 +231,31 @@ def test_two_hwlink_processes_one_clock(tmp_path: Path) -> None:
     # one-sided clock sync cannot see (and a user can declare), and no more
     error = result.recorder_error
     assert np.percentile(np.abs(error - LATENCY_USEC), 99) < 1_500, np.percentile(error, [0, 50, 99, 100])
+
+
+def test_record_publisher_sends_signal_blocks_at_their_rate(tmp_path: Path, open_sim) -> None:
+    from hwlink.cli.lsl_publish import RecordPublisher
+    from hwlink.lines import SignalBlock
+
+    board = open_sim()
+    collection = Collection.create(tmp_path, unique("sig"))
+    publisher = RecordPublisher(board, collection, [board.line("D2")])
+    name = f"{collection.name}-signals"
+    first = np.arange(100, dtype=np.int64) * 500 + 1_000  # 2 kHz
+    publisher.block(SignalBlock(first, np.ones((100, 2), np.float32), (1000, 1001), 0), "signals",
+                    lambda line_id: f"ai{line_id - 1000}")
+    inlet = inlet_for(name)
+    publisher.signals["signals"].wait_for_consumers(10)
+    sent = []
+    for chunk in range(1, 6):
+        stamps = first + chunk * 50_000
+        data = np.random.default_rng(chunk).normal(size=(100, 2)).astype(np.float32)
+        publisher.block(SignalBlock(stamps, data, (1000, 1001), chunk * 100), "signals",
+                        lambda line_id: f"ai{line_id - 1000}")
+        sent.append((stamps, data))
+    samples, times = drain(inlet, lambda: True, settle=0.5)
+    info = inlet.info()
+    assert info.nominal_srate() == 2000 and info.channel_count() == 2
+    assert np.array_equal(np.array(samples, dtype=np.float32), np.concatenate([d for _, d in sent]))
+    assert np.abs(master_usec_of(board.clock, np.array(times)) - np.concatenate([s for s, _ in sent])).max() <= 1
+    collection.close()

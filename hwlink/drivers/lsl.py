@@ -227,6 +227,9 @@ class LslBoard(Board):
         numeric_bits = _FLOAT_FORMATS.get(self.channel_format) or _INT_FORMATS.get(self.channel_format, 0)
         # Sampled analog streams: numeric with a nominal rate; events otherwise (markers, irregular values).
         self.sampled = self.nominal_rate_hz > 0 and not self.is_string
+        # blocks keep the stream's own sample type (float32 stays float32, integers stay exact)
+        self._block_dtype = {"float32": np.float32, "int8": np.int8, "int16": np.int16, "int32": np.int32,
+                             "int64": np.int64}.get(self.channel_format, np.float64)
         lines = []
         for index, label in enumerate(labels):
             if self.sampled:
@@ -369,7 +372,7 @@ class LslBoard(Board):
                 stamps = [stamp, *stamps]
                 device, master = self._synchronize(arrival, stamps)
                 if self.sampled:
-                    self._deliver_block(np.asarray(samples, dtype=np.float64), device, master)
+                    self._deliver_block(np.asarray(samples, dtype=self._block_dtype), device, master)
                 else:
                     self._deliver_events(samples, device, master)
         except pylsl.LostError:
@@ -383,8 +386,7 @@ class LslBoard(Board):
         line_ids = tuple(range(len(self._lines)))
         first = self._sample_index
         self._sample_index += len(master)
-        samples = np.ascontiguousarray(data.reshape(len(master), len(line_ids)), dtype=np.float32) \
-            if self.channel_format == "float32" else np.ascontiguousarray(data.reshape(len(master), len(line_ids)))
+        samples = np.ascontiguousarray(data.reshape(len(master), len(line_ids)))
         self._deliver_signals(SignalBlock(master, samples, line_ids, first))
         named = [s for s in list(self._subscriptions) if s.lines is not None]
         if not named:
