@@ -70,8 +70,9 @@ def test_record_collection(tmp_path: Path) -> None:
         assert np.array_equal(sync["master-time"].data[:], tsync.time2)
 
 
-def test_run_collection_with_scripts_and_oe_processors(tmp_path: Path) -> None:
-    result = run_experiment(EXAMPLES / "bandpass.toml", tmp_path / "out", duration="1500ms")
+@pytest.mark.parametrize("example", ["bandpass.toml", "pulse_on_rise.toml"])  # OE processors; a script
+def test_run_collection_with_scripts_and_oe_processors(tmp_path: Path, example: str) -> None:
+    result = run_experiment(EXAMPLES / example, tmp_path / "out", duration="1500ms")
     assert result.result.ok, result.output
     target = exported(result.path, tmp_path / "run.nwb")
     checked = 0
@@ -79,19 +80,29 @@ def test_run_collection_with_scripts_and_oe_processors(tmp_path: Path) -> None:
         nwb = io.read()
         for h5 in sorted(result.path.rglob("*.h5")):
             content = read_signal_file(h5)
-            if "data" not in content or content["attrs"].get("hwlink_layout") != "hwlink-signals-1":
-                continue
+            layout = content["attrs"].get("hwlink_layout")
             name = h5.parent.name
-            series = nwb.acquisition[name]
-            assert np.array_equal(usec(series.timestamps[:]), content["timestamps"])
-            assert np.array_equal(series.data[:], content["data"])
-            checked += 1
-        assert checked >= 2  # raw and filtered signals
+            if layout == "hwlink-signals-1":
+                series = nwb.acquisition[name]
+                assert np.array_equal(usec(series.timestamps[:]), content["timestamps"])
+                assert np.array_equal(series.data[:], content["data"])
+                checked += 1
+            elif layout == "hwlink-line-readings-1":
+                names = dict(zip(content["attrs"]["line_ids"].tolist(), content["attrs"]["line_names"], strict=True))
+                for line_id in np.unique(content["line_ids"]).tolist():
+                    rows = content["line_ids"] == line_id
+                    series = nwb.acquisition[f"{name}_{names[line_id]}"]
+                    assert np.array_equal(usec(series.timestamps[:]), content["timestamps"][rows])
+                    assert np.array_equal(series.data[:], content["data"][rows, 0])
+                    checked += 1
+        assert checked >= 1
         for csv in sorted(result.path.rglob("*.csv")):
             header, rows = read_table(csv)
             label = str(csv.parent.relative_to(result.path)).replace("/", "_")
             table = nwb.processing["tables"][label]
             assert len(table) == len(rows)
+            for index, column in enumerate(table.colnames):
+                assert [str(v) for v in table[column].data[:]] == [row[index] for row in rows]
 
 
 def test_shared_syntalos_sample(tmp_path: Path) -> None:
