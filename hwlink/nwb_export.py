@@ -43,8 +43,7 @@ from hwlink.sync.tsync import read_tsync
 __all__ = ["ExportError", "ExportReport", "NwbMetadata", "export_nwb", "ANCHOR_ATTRIBUTES"]
 
 # Attributes that may hold the UTC wall-clock time of the master clock's zero, most specific first.
-ANCHOR_ATTRIBUTES = ("master_clock_start_utc", "master_clock_utc_anchor", "wall_clock_anchor_utc",
-                     "wall_clock_anchor", "time_zero_utc")
+ANCHOR_ATTRIBUTES = ("clock_start_utc", "clock_start_utc_usec", "master_clock_start_utc", "wall_clock_anchor_utc")
 CHUNK_BYTES = 8 << 20  # rows read and written per step: memory stays bounded whatever the file size
 TRIAL_ROWS = 65_536  # rows compressed on trial to decide whether gzip pays
 COMPRESS_RATIO = 0.6  # gzip a dataset when a trial chunk shrinks below this share (less saves too little
@@ -107,6 +106,8 @@ def _attribute(attributes: dict[str, Any], *names: str) -> Any:
 def _as_datetime(value: Any, what: str) -> datetime.datetime:
     if isinstance(value, datetime.datetime):
         result = value
+    elif isinstance(value, int) and not isinstance(value, bool):  # µs since 1970 UTC (clock_start_utc_usec)
+        result = datetime.datetime.fromtimestamp(value / 1e6, tz=datetime.UTC)
     else:
         try:
             result = datetime.datetime.fromisoformat(str(value))
@@ -306,7 +307,7 @@ class _Exporter:
         unit_text = units if isinstance(units, str) else (", ".join(str(u) for u in units) if units is not None
                                                           else "")
         conversion = 1.0
-        volts_per_code = dataset.attributes.get("volts_per_code")
+        volts_per_code = dataset.attributes.get("volts_per_code", source.attrs.get("volts_per_code"))
         if volts_per_code and data.dtype.kind in "iu":
             unit, conversion = "volts", float(volts_per_code)
         elif unit_text.lower() in ("v", "volt", "volts"):
@@ -337,8 +338,10 @@ class _Exporter:
             stamps = times[rows] if rows.size else np.zeros(0, np.int64)
             level = values[rows, 0] if rows.size else np.zeros(0, np.uint32)
             name = self.unique(f"{label}_{line_name}" if len(known) > 1 or line_name != label else label)
+            volts_per_code = dataset.attributes.get("volts_per_code")
+            unit, conversion = ("volts", float(volts_per_code)) if volts_per_code else ("value (as recorded)", 1.0)
             self.nwb.add_acquisition(self.pynwb.TimeSeries(
-                name=name, data=level, unit="value (as recorded)", timestamps=stamps / 1e6,
+                name=name, data=level, unit=unit, conversion=conversion, timestamps=stamps / 1e6,
                 description=f"line {line_name} (id {line_id}) of {source.attrs.get('board', label)}: readings"))
             self.report.series.append(name)
             if self.progress is not None:

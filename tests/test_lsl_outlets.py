@@ -71,7 +71,7 @@ def test_record_lsl_publishes_every_recorded_reading(tmp_path: Path) -> None:
             process.kill()
     assert process.returncode == 0, output
     collection = Collection.open(tmp_path / name)
-    start_ns = collection.attributes["master_clock_start_ns"]
+    start_ns = collection.attributes["clock_start_monotonic_ns"]
     clock = MasterClock(start_ns)
     info = inlet.info()
     labels = [info.desc().child("channels").child("channel").child_value("label")]

@@ -172,3 +172,27 @@ def test_refuses_to_overwrite_and_non_collections(tmp_path: Path) -> None:
     assert code == 2 and "not a collection" in output
     code, output = run("export", "nwb", str(tmp_path), "-o", str(tmp_path / "c.nwb"), "-q")
     assert code == 2 and "Traceback" not in output
+
+
+def test_wall_clock_anchor_and_metadata_from_attributes(tmp_path: Path) -> None:
+    anchor = "2026-03-04T05:06:07.123456+00:00"
+    collection = Collection.create(tmp_path, "anchored", attributes={
+        "clock_start_utc": anchor, "experimenter": "Doe, Jane", "lab": "Vision",
+        "subject": {"id": "m7", "species": "Mus musculus", "sex": "M", "age": "P60D"}})
+    table = collection.create_dataset("trials").table_writer(["time_usec", "outcome"])
+    table.append([1_500_000, "hit"])
+    table.append([2_250_001, "miss"])
+    collection.close()
+    report = export_nwb(tmp_path / "anchored", tmp_path / "a.nwb")
+    assert not [note for note in report.notes if "session_start_time" in note]
+    assert validate(path=str(report.path)) == []
+    with NWBHDF5IO(str(report.path), "r") as io:
+        nwb = io.read()
+        assert nwb.session_start_time.isoformat() == anchor
+        assert nwb.subject.subject_id == "m7" and nwb.subject.age == "P60D" and nwb.lab == "Vision"
+        trials = nwb.processing["tables"]["trials"]
+        assert trials["time_usec"].data[:].tolist() == [1_500_000, 2_250_001]
+        assert list(trials["outcome"].data[:]) == ["hit", "miss"]
+    # without an anchor: the creation time, and a note saying so
+    report = export_nwb(BLINK1, tmp_path / "b.nwb")
+    assert any("no wall-clock anchor" in note for note in report.notes)

@@ -49,3 +49,6 @@ class RecordPublisher:
                 round(rate, 6), f"{self.source_id}:{dataset}")
         outlet.push_block(block.timestamps, block.data)
 
+    def close(self) -> None:
+        for outlet in [self.lines, *self.signals.values()]:
+            outlet.close()

@@ -276,7 +276,7 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
                                        attributes={"board": board.url, "lines": [info.name for info in infos],
                                                    "machine_node": f"{socket.gethostname()} [{platform.system()} "
                                                                    f"{platform.release()}]",
-                                                   "master_clock_start_ns": board.clock.start_ns})
+                                                   "clock_start_monotonic_ns": board.clock.start_ns})
         recorder = Recorder(board, collection, modes)
         if lsl:
             from hwlink.cli.lsl_publish import RecordPublisher
@@ -286,6 +286,8 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
             outcome, failure = _record(recorder, infos, flags, duration, quiet)
         finally:
             errors = recorder.close()  # whatever happened, what was recorded is saved
+            if recorder.publisher is not None:
+                recorder.publisher.close()
     click.echo(f"{outcome}: {collection.path}", err=True)
     for stream in recorder.lines.values():
         click.echo(f"  {stream.dataset.name}: {stream.count} reading(s)", err=True)

@@ -16,6 +16,7 @@ offsets (LabRecorder, ``lsl://``). The outlet's XML ``desc`` says so (``hwlink/m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,9 @@ import numpy as np
 from hwlink.clock import MasterClock
 from hwlink.drivers.lsl import import_pylsl, lsl_time_of
 from hwlink.lines import ControlCommand, LineCommand, LineReading
+
+
+CLOSE_LINGER_S = 0.25
 
 
 class _Outlet:
@@ -65,6 +69,10 @@ class _Outlet:
         return bool(self._outlet.wait_for_consumers(timeout_s))
 
     def close(self) -> None:
+        """Destroy the outlet; with consumers connected, first give liblsl's sender a moment: it sends
+        asynchronously, and samples still in its queue would be lost with the outlet."""
+        if self._outlet is not None and self._outlet.have_consumers():
+            time.sleep(CLOSE_LINGER_S)
         self._outlet = None  # pylsl destroys the outlet with its last reference
 
 

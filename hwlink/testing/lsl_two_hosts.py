@@ -8,8 +8,9 @@ after the board opened, on the publisher's master clock; the device stamps each 
 from its device stamp. The one unknown, when the board opened, is bounded by the earliest arrival: with a
 constant transport latency ``L`` every arrival is at least ``L`` after its edge (the simulated device loop never
 delivers early), so ``opened = min(arrival - since_open) - L`` to within the least wake-up delay of the
-publisher's device thread (µs). Both collections store their master clock's start on CLOCK_MONOTONIC
-(``master_clock_start_ns``), which puts everything on one time axis.
+publisher's device thread (µs); where the collection records the board's open time (``boards``, ``opened_usec``)
+that is used instead. Both collections store their master clock's start on CLOCK_MONOTONIC
+(``clock_start_monotonic_ns``), which puts everything on one time axis.
 """
 
 from __future__ import annotations
@@ -60,8 +61,21 @@ def _table(path: Path) -> tuple[list[str], np.ndarray]:
     return rows[0], np.array([[int(cell) for cell in row] for row in rows[1:]], dtype=np.int64)
 
 
+def _attributes(collection: Path) -> dict:
+    return tomllib.loads((collection / "attributes.toml").read_text())
+
+
 def _start_ns(collection: Path) -> int:
-    return int(tomllib.loads((collection / "attributes.toml").read_text())["master_clock_start_ns"])
+    return int(_attributes(collection)["clock_start_monotonic_ns"])
+
+
+def _opened_usec(collection: Path) -> float | None:
+    """The sim board's open time on the master clock, where the collection records it (``boards`` table)."""
+    boards = _attributes(collection).get("boards")
+    for board in boards if isinstance(boards, list) else []:
+        if isinstance(board, dict) and "opened_usec" in board:
+            return float(board["opened_usec"])
+    return None
 
 
 def run_two_hosts(work: Path, *, publish_s: float = 8.0, record_s: float = 6.0, tag: str = "",
@@ -99,7 +113,9 @@ def run_two_hosts(work: Path, *, publish_s: float = 8.0, record_s: float = 6.0, 
     since_open = (a[:, 2] - OFFSET_USEC) / (1.0 + DRIFT_PPM * 1e-6)
     half = 1e6 / SQUARE_HZ / 2
     edge = np.abs(since_open - np.round(since_open / half) * half) < 3
-    opened = float(np.min(a[edge, 3] - since_open[edge])) - LATENCY_USEC
+    opened = _opened_usec(published)
+    if opened is None:  # bounded by the earliest arrival (see the module docstring)
+        opened = float(np.min(a[edge, 3] - since_open[edge])) - LATENCY_USEC
     # the recorder's rows are the publisher's rows, from the first on (the publisher waited for it)
     count = len(b)
     assert count <= len(a) and np.array_equal(b[:, 1], a[:count, 1]), "the recorder missed or reordered readings"
