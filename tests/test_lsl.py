@@ -22,6 +22,7 @@ from hwlink.drivers import LineMode, open_board
 from hwlink.drivers.lsl import lsl_time_of, master_usec_of
 from hwlink.errors import BoardError
 from hwlink.lines import LineModeFlags
+from hwlink.sync.tsync import read_tsync
 
 
 def unique(prefix: str) -> str:
@@ -94,10 +95,11 @@ def _marker_outlet(name: str) -> pylsl.StreamOutlet:
     return pylsl.StreamOutlet(info)
 
 
-def test_driver_reads_string_markers_as_event_lines() -> None:
+def test_driver_reads_string_markers_as_event_lines(tmp_path) -> None:
     name = unique("markers")
     outlet = _marker_outlet(name)
-    board = open_board(f"lsl://?name={name}&timeout=5s")
+    tsync_path = tmp_path / "markers.tsync"
+    board = open_board(f"lsl://?name={name}&timeout=5s&tsync={tsync_path}")
     try:
         assert [info.name for info in board.lines] == ["ch0"]
         assert board.line(0).digital_in and board.has_device_clock
@@ -123,6 +125,11 @@ def test_driver_reads_string_markers_as_event_lines() -> None:
         assert all(b.time_usec >= a.time_usec for a, b in zip(got, got[1:]))
     finally:
         board.close()
+    # the mapping, written as it was made: interpolating the tsync rows at the LSL stamps gives the times
+    tsync = read_tsync(tsync_path)
+    assert tsync.time_names == ("device-time", "master-time") and len(tsync) >= 2
+    rebuilt = np.interp([r.device_time_usec for r in got], tsync.time1, tsync.time2)
+    assert np.abs(rebuilt - [r.time_usec for r in got]).max() <= 10
 
 
 def test_driver_reads_a_sampled_stream_as_signal_blocks_with_labels_and_units() -> None:
