@@ -366,8 +366,8 @@ class LslBoard(Board):
                 first, stamp = inlet.pull_sample(timeout=PULL_TIMEOUT_S)
                 if stamp is None:
                     continue
-                arrival = self.clock.now_usec()
                 samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=MAX_CHUNK)
+                arrival = self.clock.now_usec()  # after the chunk: a sample in it may have come after the first
                 samples = [first, *samples]
                 stamps = [stamp, *stamps]
                 device, master = self._synchronize(arrival, stamps)
