@@ -211,7 +211,20 @@ def test_driver_mapping_follows_the_sender_clock_over_seconds() -> None:
     name = unique("steady")
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Markers", 1, 0, pylsl.cf_int32, name))
     errors: list[float] = []
+
+    class SlowChunks:  # the reader is preempted between its two pulls, as on a busy machine: more samples come
+        def __init__(self, inlet: pylsl.StreamInlet) -> None:
+            self.inlet = inlet
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self.inlet, name)
+
+        def pull_chunk(self, **kwargs):  # noqa: ANN003, ANN201
+            time.sleep(0.003)
+            return self.inlet.pull_chunk(**kwargs)
+
     with open_board(f"lsl://?name={name}") as board:
+        board._inlet = SlowChunks(board._inlet)
         board.subscribe(lambda r: errors.append(r.time_usec - master_usec_of(board.clock, r.device_time_usec / 1e6)))
         board.set_mode(0, LineModeFlags.IS_INPUT)
         outlet.wait_for_consumers(5)
