@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from hwlink.cli.common import UserError
-from hwlink.edl import EdlError
 
 
 @click.group("export")
@@ -46,10 +45,8 @@ def export_nwb_command(collection: Path, output: Path, overwrite: bool, session_
 
     Fields NWB needs come from the options or the collection's attributes; a missing one is named.
     """
-    try:
-        from hwlink.nwb_export import ExportError, NwbMetadata, export_nwb
-    except ImportError as error:  # pragma: no cover - h5py is a core dependency
-        raise UserError(str(error)) from None
+    from hwlink.edl import EdlError  # imported on use: the CLI starts without the EDL and NWB code
+    from hwlink.nwb_export import ExportError, NwbMetadata, export_nwb
     start = None
     if session_start is not None:
         try:
