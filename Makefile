@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,nidaq,plot,bench]'
+	$(BIN)/python -m pip install -q -e '.[test,nidaq,plot,bench,lsl,nwb]'
 	touch $@
 
 setup: $(VENV)/.installed

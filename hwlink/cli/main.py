@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "hwlink.cli.tsync_cmds",
     "hwlink.cli.sync_cmds",
     "hwlink.cli.doctor_cmds",
+    "hwlink.cli.export_cmds",
 )
 
 

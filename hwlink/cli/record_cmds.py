@@ -57,7 +57,7 @@ class LineStream:
     sync: SecondaryClockSynchronizer | None = None
     count: int = 0
 
-    def record(self, reading: LineReading) -> None:
+    def record(self, reading: LineReading) -> int:
         """Write one reading; with a synchronizer its time is the device time mapped onto the master clock."""
         time_usec = reading.time_usec
         if self.sync is not None and reading.device_time_usec is not None:
@@ -69,6 +69,7 @@ class LineStream:
         else:
             self.writer.append(reading, time_usec if self.sync is not None else None)
         self.count += 1
+        return time_usec
 
     def close(self) -> None:
         if self.sync is not None:
@@ -101,6 +102,7 @@ class Recorder:
     pending: dict[int, LineInfo] = field(default_factory=dict)
     subscriptions: list[Subscription] = field(default_factory=list)
     line_subscriptions: dict[int, Subscription] = field(default_factory=dict)
+    publisher: Any = None  # --lsl: hwlink.cli.lsl_publish.RecordPublisher
 
     def start(self, infos: list[LineInfo]) -> None:
         """Subscribe (readings and signal blocks go to ``inbox``) and create the digital lines' datasets."""
@@ -157,7 +159,9 @@ class Recorder:
             if info is None:
                 return  # a sampled line's readings still in the queue, or a line not recorded
             stream = self._add_line(info)
-        stream.record(reading)
+        time_usec = stream.record(reading)
+        if self.publisher is not None:
+            self.publisher.reading(reading, time_usec)
 
     def add_signal_block(self, block: SignalBlock) -> None:
         key = tuple(block.line_ids)
@@ -175,6 +179,8 @@ class Recorder:
                     self.line_subscriptions.pop(line_id).cancel()
         stream.writer.append_block(block)
         stream.count += block.length
+        if self.publisher is not None:
+            self.publisher.block(block, stream.dataset.name, self._line_name)
 
     def _line_name(self, line_id: int) -> str:
         try:
@@ -233,9 +239,14 @@ def _default_name() -> str:
 @click.option("--name", default=None, help="Collection name (default hwlink-YYYYMMDD-HHMMSS).")
 @click.option("--pullup", is_flag=True, help="Enable pull-ups on digital input lines.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--lsl", "lsl", is_flag=True,
+              help="Also publish what is recorded as Lab Streaming Layer streams named after the collection.")
+@click.option("--lsl-wait", type=DURATION, default=None,
+              help="With --lsl: wait this long for a consumer (e.g. LabRecorder) before recording starts.")
 @board_option
 def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], duration: int | None, output: Path,
-                   name: str | None, pullup: bool, quiet: bool, board_url: str) -> None:
+                   name: str | None, pullup: bool, quiet: bool, lsl: bool, lsl_wait: int | None,
+                   board_url: str) -> None:
     """Record the --lines of a board into a new EDL collection (HDF5, CSV events, tsync clock sync).
 
     Ctrl-C (or SIGTERM) stops cleanly with everything saved; data is flushed at least twice a second.
@@ -256,12 +267,19 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
         collection = Collection.create(output, name or _default_name(), generator=f"hwlink {__version__}",
                                        attributes={"board": board.url, "lines": [info.name for info in infos],
                                                    "machine_node": f"{socket.gethostname()} [{platform.system()} "
-                                                                   f"{platform.release()}]"})
+                                                                   f"{platform.release()}]",
+                                                   "clock_start_monotonic_ns": board.clock.start_ns})
         recorder = Recorder(board, collection, modes)
+        if lsl:
+            from hwlink.cli.lsl_publish import RecordPublisher
+
+            recorder.publisher = RecordPublisher(board, collection, infos, wait_usec=lsl_wait)
         try:
             outcome, failure = _record(recorder, infos, flags, duration, quiet)
         finally:
             errors = recorder.close()  # whatever happened, what was recorded is saved
+            if recorder.publisher is not None:
+                recorder.publisher.close()
     click.echo(f"{outcome}: {collection.path}", err=True)
     for stream in recorder.lines.values():
         click.echo(f"  {stream.dataset.name}: {stream.count} reading(s)", err=True)

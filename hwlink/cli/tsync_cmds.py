@@ -362,9 +362,14 @@ def _numeric(text: str) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print the QC as JSON.")
 @click.option("--max-residual", type=float, default=None,
               help="Exit 1 if any edge residual exceeds this many samples.")
+@click.option("--master-stream", default=None,
+              help="With an XDF (LabRecorder) MASTER_EDGES: the stream whose edges to use (name, type or id).")
+@click.option("--secondary-stream", default=None,
+              help="With an XDF SECONDARY_EDGES: the stream whose edges to use (name, type or id).")
 def align_command(master_edges: str, secondary_edges: str, rate: str, unit: str, column: str | None,
                   offset_usec: int | None, max_lag_usec: int | None, segment_edges: int, tsync_out: str | None,
-                  times_in: str | None, output: str | None, as_json: bool, max_residual: float | None) -> None:
+                  times_in: str | None, output: str | None, as_json: bool, max_residual: float | None,
+                  master_stream: str | None, secondary_stream: str | None) -> None:
     """Align SECONDARY_EDGES to MASTER_EDGES (the same sync pulses seen by two devices) and report QC.
 
     Edges are matched despite dropped or extra edges, offset and drift are fitted robustly, and a piecewise
@@ -375,8 +380,8 @@ def align_command(master_edges: str, secondary_edges: str, rate: str, unit: str,
         raise UserError("--times and -o/--output go together")
     # Work in seconds internally; convert everything once.
     to_seconds = 1.0 / rate_hz if unit == "samples" else _UNIT_TO_USEC[unit] / 1e6
-    master = _read_numbers(master_edges, column) * to_seconds
-    secondary = _read_numbers(secondary_edges, column) * to_seconds
+    master = _edge_seconds(master_edges, master_stream, "--master-stream", column, to_seconds)
+    secondary = _edge_seconds(secondary_edges, secondary_stream, "--secondary-stream", column, to_seconds)
     result = align_edges(master, secondary, sample_period=1.0 / rate_hz,
                          initial_offset=(offset_usec or 0) / 1e6,
                          max_lag=None if max_lag_usec is None else max_lag_usec / 1e6,
@@ -399,6 +404,23 @@ def align_command(master_edges: str, secondary_edges: str, rate: str, unit: str,
     if max_residual is not None and qc.max_residual_samples > max_residual:
         click.echo(f"QC failed: max residual {qc.max_residual_samples:.3f} > {max_residual} samples", err=True)
         sys.exit(1)
+
+
+def _edge_seconds(path: str, stream: str | None, option: str, column: str | None, to_seconds: float) -> np.ndarray:
+    """Edges in seconds: from a stream of an XDF file (marker times or a channel's rising edges; XDF times are
+    seconds whatever --unit says), else from a numbers file in --unit."""
+    if not path.lower().endswith(".xdf"):
+        if stream is not None:
+            raise UserError(f"{option} applies to XDF files; {path} is not one")
+        return _read_numbers(path, column) * to_seconds
+    from hwlink.sync.xdf import XdfError, xdf_edges
+
+    if stream is None:
+        raise UserError(f"{path} is an XDF file: say which stream's edges to use with {option} NAME")
+    try:
+        return xdf_edges(path, stream, column)
+    except XdfError as error:
+        raise UserError(str(error)) from None
 
 
 def _write_values(path: str, values: np.ndarray) -> None:

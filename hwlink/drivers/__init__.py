@@ -24,6 +24,7 @@ _SCHEMES: dict[str, str] = {
     "sim": "hwlink.drivers.sim:SimBoard",
     "firmata": "hwlink.drivers.firmata:FirmataBoard",
     "nidaq": "hwlink.drivers.nidaq:NidaqBoard",
+    "lsl": "hwlink.drivers.lsl:LslBoard",
 }
 
 
@@ -42,6 +43,7 @@ _DISCOVERY: dict[str, str] = {
     "sim": "hwlink.drivers.sim:discover",
     "firmata": "hwlink.drivers.firmata:discover",
     "nidaq": "hwlink.drivers.nidaq:discover",
+    "lsl": "hwlink.drivers.lsl:discover",
 }
 
 

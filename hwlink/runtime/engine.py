@@ -35,6 +35,7 @@ from hwlink.runtime.board_module import BoardModule
 from hwlink.runtime.experiment import ExperimentError, ExperimentFile, load_experiment
 from hwlink.runtime.generators import CameraModule, PulseTrainModule, SignalSourceModule, ToneModule
 from hwlink.runtime.module import Module
+from hwlink.runtime.lsl_module import LslOutletModule
 from hwlink.runtime.recorder import RecorderModule
 from hwlink.runtime.script_module import OEProcessorModule, PythonModule, ScriptModule, WorkerFailed
 from hwlink.runtime.spikes import SpikeDetectorModule
@@ -42,7 +43,7 @@ from hwlink.runtime.types import can_connect
 
 MODULE_KINDS: dict[str, type[Module]] = {cls.kind: cls for cls in (
     BoardModule, ScriptModule, PythonModule, OEProcessorModule, RecorderModule, CameraModule, SignalSourceModule,
-    ToneModule, PulseTrainModule, SpikeDetectorModule)}
+    ToneModule, PulseTrainModule, SpikeDetectorModule, LslOutletModule)}
 
 RUN_DATASET = "hwlink-run"
 FIRST_NODE_ID = 100  # modules are numbered in file order from here, as Open Ephys numbers its processors
