@@ -486,7 +486,7 @@ def test_record_on_nidaq_writes_signals_and_events_edlio_opens(sim: SimulatedNid
     toggler = threading.Thread(target=toggle)
     toggler.start()
     result = CliRunner().invoke(cli, ["record", "-b", FAST, "--lines", "ai0,ai3,port0/line1", "--duration", "700ms",
-                                      "-o", str(tmp_path), "--name", "daq", "-q"])
+                                      "-o", str(tmp_path / "daq"), "-q"])
     toggler.join()
     assert result.exit_code == 0, result.output
     path = tmp_path / "daq"
@@ -511,7 +511,7 @@ def test_record_on_nidaq_writes_signals_and_events_edlio_opens(sim: SimulatedNid
 def test_record_stops_cleanly_on_buffer_overflow_with_data_kept(sim: SimulatedNidaq, tmp_path: Path) -> None:
     sim.inject_error(-200279, "read", channel="Dev1/ai0", after_samples=600)
     result = CliRunner().invoke(cli, ["record", "-b", FAST, "--lines", "ai0", "--duration", "5s", "-o",
-                                      str(tmp_path), "--name", "overflow", "-q"])
+                                      str(tmp_path / "overflow"), "-q"])
     assert result.exit_code == 2
     assert "board failed, recording saved in" in result.output and "-200279" in result.output
     assert "Traceback" not in result.output

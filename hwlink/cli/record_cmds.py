@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import platform
 import queue
 import signal
-import socket
 import sys
 import threading
 import time
@@ -20,8 +18,9 @@ from typing import Any
 import click
 
 from hwlink import __version__
-from hwlink.cli.common import DURATION, UserError, board_option, opened_board
+from hwlink.cli.common import DURATION, UserError, board_option, check_unused, collection_path, opened_board
 from hwlink.drivers import Board, LineInfo, LineMode, Subscription
+from hwlink.drivers.info import board_attributes, clock_start_attributes, host_attributes
 from hwlink.edl import Collection, Dataset, EdlError, LineReadingWriter, SignalWriter, TableWriter
 from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
 from hwlink.errors import BoardError, LineError
@@ -40,10 +39,11 @@ def _split_lines(values: tuple[str, ...], option: str) -> list[str]:
     return refs
 
 
-def _synchronizer(path: Path, name: str) -> SecondaryClockSynchronizer:
-    """A clock synchronizer that writes its sync points to the tsync file at ``path``."""
+def _synchronizer(path: Path, name: str, collection_id: object) -> SecondaryClockSynchronizer:
+    """A clock synchronizer that writes its sync points to the tsync file at ``path`` (header: the collection)."""
     sync = SecondaryClockSynchronizer(id=name)
     sync.set_tsync_file_path(path)
+    sync.set_collection_id(collection_id)
     sync.start()
     return sync
 
@@ -145,7 +145,7 @@ class Recorder:
         if device_clock:
             tsync_path = dataset.add_aux_file(f"{dataset.name}_clocksync.tsync", key="clocksync",
                                               summary=f"Clock sync of {self.board.url} (device -> master µs)")
-            sync = _synchronizer(tsync_path, f"{dataset.name}")
+            sync = _synchronizer(tsync_path, f"{dataset.name}", self.collection.collection_id)
             dataset.set_attribute("timestamps", "clock-synchronized master time (device time mapped through "
                                                 "the clock sync in the tsync aux file)")
         stream = self.lines[info.line_id] = LineStream(info, dataset, writer, sync)
@@ -236,13 +236,14 @@ def _default_name() -> str:
 @click.option("--analog", "analog_refs", multiple=True,
               help="Lines to record as analog inputs, on lines that can be digital too (e.g. A0 of an Arduino).")
 @click.option("--duration", type=DURATION, default=None, help="Stop after this long (default: until Ctrl-C).")
-@click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory the collection is created in.")
-@click.option("--name", default=None, help="Collection name (default hwlink-YYYYMMDD-HHMMSS).")
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The collection directory to create, e.g. recordings/mouse01 (as in `hwlink run -o`).")
+@click.option("--name", default=None,
+              help="Without -o: create the collection NAME in the current directory (default hwlink-YYYYMMDD-HHMMSS).")
 @click.option("--pullup", is_flag=True, help="Enable pull-ups on digital input lines.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @board_option
-def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], duration: int | None, output: Path,
+def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], duration: int | None, output: Path | None,
                    name: str | None, pullup: bool, quiet: bool, board_url: str) -> None:
     """Record the --lines of a board into a new EDL collection (HDF5, CSV events, tsync clock sync).
 
@@ -252,6 +253,7 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
     analog = _split_lines(analog_refs, "--analog")
     if not refs and not analog:
         raise UserError("nothing to record: give --lines and/or --analog")
+    target = collection_path(output, name, _default_name())
     with opened_board(board_url) as board:
         wanted = [(board.line(ref), False) for ref in refs] + [(board.line(ref), True) for ref in analog]
         infos = [info for info, _ in wanted]
@@ -261,10 +263,11 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
         # so the first readings (a digital line's initial level) are not missed.
         flags = {info.line_id: _input_flags(info, pullup, as_analog) for info, as_analog in wanted}
         modes = {info.line_id: info.resolve_mode(flags[info.line_id]) for info in infos}
-        collection = Collection.create(output, name or _default_name(), generator=f"hwlink {__version__}",
+        check_unused(target)  # again: the board may have taken a while to open
+        collection = Collection.create(target, generator=f"hwlink {__version__}",
                                        attributes={"board": board.url, "lines": [info.name for info in infos],
-                                                   "machine_node": f"{socket.gethostname()} [{platform.system()} "
-                                                                   f"{platform.release()}]"})
+                                                   **host_attributes(), **clock_start_attributes(board.clock),
+                                                   "boards": [board_attributes(board)]})
         recorder = Recorder(board, collection, modes)
         try:
             outcome, failure = _record(recorder, infos, flags, duration, quiet)
@@ -328,6 +331,7 @@ def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineMode
     recorder.collection.update_attributes({
         "recording_length_msec": elapsed_ms, "recording_start": started_wall.isoformat(timespec="seconds"),
         "success": failure is None, "stopped_early": outcome == "stopped",
+        "end_reason": {"recorded": "duration", "stopped": "interrupted"}.get(outcome, "failed"),
         "failure_reason": None if failure is None else str(failure),
     })
     return outcome, failure

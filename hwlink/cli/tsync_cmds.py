@@ -239,7 +239,7 @@ def correct_command(input_path: str, tsync_file: str | None, output: str | None,
         if source.is_dir():
             from hwlink.edl_correction import correct_edl_dataset
 
-            written = correct_edl_dataset(source, mapping=mapping, output_dir=output, column=column or 0,
+            written = correct_edl_dataset(source, mapping=mapping, output_dir=output, column=column,
                                           hdf5_dataset=dataset, scale=scale, progress=progress)
             message = "wrote " + ", ".join(written)
         elif suffix in _HDF5_SUFFIXES:

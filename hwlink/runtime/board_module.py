@@ -77,6 +77,7 @@ class BoardModule(Module):
         if self.board is not None and self.board.has_device_clock:
             dataset = self.ctx.dataset(self.name)
             synchronizer = SecondaryClockSynchronizer(id=self.name)
+            synchronizer.set_collection_id(self.ctx.collection.collection_id if self.ctx.collection else None)
             synchronizer.set_tsync_file_path(dataset.add_aux_file(
                 f"{self.name}-clock.tsync", key="clock-sync", summary="device clock -> master clock"))
             if self._timestamps == "arrival":
