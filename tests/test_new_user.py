@@ -54,8 +54,9 @@ def test_offline_correction_of_a_recording_gives_the_true_event_times(recording:
     error = corrected - truth
     # what stays is the transport's minimum latency (uniform 100-400 µs: >= 100 µs) and the estimator's noise;
     # mapping time_usec instead (the old default) put every time ~2 s off
-    assert np.all(error >= 0) and np.all(error < 600), error
-    assert np.ptp(error) < 400  # the -200 ppm drift (600 µs over 3 s) is corrected
+    # (the synchronizer settles over the first second or two, on a loaded machine too: bounds are loose)
+    assert np.all(np.abs(error) < 1500) and 50 <= np.median(error) <= 600, error
+    assert abs(np.polyfit(truth, error, 1)[0]) * 1e6 < 150  # the -200 ppm drift is corrected, not left in
 
 
 def test_correcting_a_master_clock_column_is_refused(recording: Path, tmp_path: Path) -> None:
@@ -63,3 +64,146 @@ def test_correcting_a_master_clock_column_is_refused(recording: Path, tmp_path: 
         code, output = run("tsync", "correct", str(recording / "D2"), "--column", column, "-o", str(tmp_path))
         assert code == 2 and "already on the master clock" in output and "device_time_usec" in output, output
         assert "Traceback" not in output
+
+
+# ----- 2: a corrected CSV states its unit -----------------------------------------------------------------------
+def test_corrected_csv_column_says_it_is_master_microseconds(tmp_path: Path) -> None:
+    from hwlink.sync.tsync import TSyncWriter
+
+    with TSyncWriter(tmp_path / "map.tsync", tolerance_us=1500) as writer:
+        writer.add_many(np.array([0, 10_000_000]), np.array([500, 10_000_500]))
+    (tmp_path / "events.csv").write_text("Time;Event\n2.5;lever\n")
+    code, output = run("tsync", "correct", str(tmp_path / "events.csv"), "-t", str(tmp_path / "map.tsync"),
+                       "--column", "Time", "--unit", "ms")
+    assert code == 0, output
+    header, rows = read_table(tmp_path / "events_master.csv")
+    assert header == ["Time_master_us", "Event"] and float(rows[0][0]) == pytest.approx(3000.0)
+
+
+# ----- 3: SI prefixes are case-sensitive --------------------------------------------------------------------------
+def test_frequency_prefixes_follow_si_case() -> None:
+    from hwlink.errors import ConfigError
+    from hwlink.units import parse_duration_usec, parse_frequency_hz
+
+    assert parse_frequency_hz("500mHz") == pytest.approx(0.5)
+    assert parse_frequency_hz("2MHz") == 2e6 and parse_frequency_hz("2Mhz") == 2e6
+    assert parse_frequency_hz("1kHz") == parse_frequency_hz("1KHz") == parse_frequency_hz("1khz") == 1000
+    assert parse_frequency_hz("30Hz") == parse_frequency_hz("30hz") == parse_frequency_hz("30") == 30
+    for ambiguous in ("500mhz", "1mHZ"):
+        with pytest.raises(ConfigError, match="ambiguous.*mHz for millihertz or MHz"):
+            parse_frequency_hz(ambiguous)
+    with pytest.raises(ConfigError, match="case-sensitive.*'ms'"):
+        parse_duration_usec("50MS")
+
+
+def test_a_slow_sine_on_a_sim_board_moves(open_sim) -> None:
+    board = open_sim("a0=sine:500mHz&analog_interval=10ms")
+    with board.readings(lines=["A0"]) as readings:
+        board.set_mode("A0", 1)
+        values = [reading.value for reading in (readings.get(timeout=2) for _ in range(60)) if reading]
+    # 0.6 s of a 0.5 Hz sine of amplitude 400 starting at its mean: it rises by well over 100 codes
+    # (at 500 MHz, sampled every 10 ms, it was a flat line)
+    assert len(values) == 60 and values[-1] - values[0] > 100, values
+
+
+# ----- 4: tsync plot shows a drift that means something ---------------------------------------------------------
+def test_plot_drift_of_a_recorded_tsync_is_the_boards(recording: Path, tmp_path: Path) -> None:
+    from hwlink.cli.tsync_cmds import _offset_series, drift_series
+
+    data = read_tsync(recording / "D2" / "D2_clocksync.tsync")
+    _, x_us, offset_us = _offset_series(data)
+    _, drift, window = drift_series(x_us, offset_us)
+    # a 3 s file: one drift over all of it, the sign of the board's -200 ppm (as skew_ppm) and a sane size (not
+    # ±60,000 ppm; how close it comes is what the synchronizer wrote while settling, which the plot shows as is)
+    assert drift.size == 1 and -600 < drift[0] < 0 and window == pytest.approx(x_us[-1] - x_us[0])
+    long_x = np.arange(0, 600e6, 2e6) + np.random.default_rng(2).uniform(0, 3000, 300)  # 10 min of rows
+    long_offset = -np.where(long_x < 300e6, 30e-6 * long_x, 30e-6 * 300e6 - 30e-6 * (long_x - 300e6))
+    long_offset[0] += 5000  # a settling first row
+    centres, long_drift, long_window = drift_series(long_x, long_offset)
+    assert long_window == pytest.approx(12e6, rel=0.01) and centres.size == 200
+    assert long_drift[:90] == pytest.approx(30) and long_drift[-90:] == pytest.approx(-30)
+    code, output = run("tsync", "plot", str(recording / "D2" / "D2_clocksync.tsync"), "-o", str(tmp_path / "p.png"))
+    assert code == 0 and (tmp_path / "p.png").stat().st_size > 10_000, output
+
+
+# ----- 5: clock_correction_offset, as README's worked example says ----------------------------------------------
+def test_clock_correction_offset_worked_example() -> None:
+    from hwlink.sync import SecondaryClockSynchronizer
+
+    rng = np.random.default_rng(1)
+    sync = SecondaryClockSynchronizer(expected_frequency_hz=100, id="worked")
+    for i in range(2001):  # 20 s of events every 10 ms
+        master_event = i * 10_000
+        device = 2_000_000 + master_event * (1 + 50e-6)
+        sync.process_timestamp(int(master_event + 200 + rng.uniform(0, 100)), int(device))
+    assert sync.is_calibrated
+    assert abs(sync.expected_offset_to_master_usec - 1_999_850) <= 10
+    assert abs(sync.clock_correction_offset - 950) <= 10 and sync.skew_ppm == pytest.approx(50, abs=1)
+
+
+# ----- 6: the demo reports drift with its uncertainty, or says it needs longer ----------------------------------
+def test_demo_does_not_claim_a_drift_it_cannot_measure() -> None:
+    code, output = run("demo")
+    assert code == 0, output
+    drift = [line for line in output.splitlines() if "drift" in line and not line.startswith("board")]
+    assert len(drift) == 1 and "not measurable in 1." in drift[0] and "±" in drift[0], output
+
+
+def test_drift_estimate_comes_with_an_honest_uncertainty() -> None:
+    from hwlink.cli.demo import drift_estimate
+
+    rng = np.random.default_rng(7)
+    for true_ppm, seconds, latency_us in ((50, 30, 150), (-120, 10, 40), (5, 60, 400)):
+        event = np.arange(0, seconds * 1e6, 10_000)
+        device = (1_500_000 + event * (1 + true_ppm * 1e-6)).astype(np.int64)
+        master = (event + 100 + rng.uniform(0, latency_us, event.size)).astype(np.int64)
+        ppm, uncertainty, span = drift_estimate(device, master)
+        assert abs(ppm - true_ppm) <= uncertainty, (true_ppm, ppm, uncertainty)
+        assert uncertainty < 20 and span == pytest.approx(seconds * 1e6, rel=0.01)
+
+
+# ----- 7: sim boards under `hwlink run`: model time from the board's opening ------------------------------------
+def test_sim_board_under_run_counts_from_its_opening(tmp_path: Path) -> None:
+    from tests.runtime_support import run_experiment, write
+
+    write(tmp_path, "slow.py", "import time\ntime.sleep(1.0)  # loads slowly: time zero comes 1 s after the board "
+                               "opened\n\ndef run():\n    while True:\n        syl.await_data()\n")
+    (tmp_path / "slow.py").write_text("import time\nimport syntalos_mlink as syl\n" + (tmp_path / "slow.py").read_text())
+    experiment = write(tmp_path, "exp.toml", """
+[modules.board]
+kind = "board"
+url = "sim://?fail_after=6s&analog_interval=10ms&latency=const:100us"
+inputs = ["A0"]
+
+[modules.slow]
+kind = "script"
+script = "slow.py"
+
+[modules.rec]
+kind = "recorder"
+name = "readings"
+
+[[connect]]
+from = "board.readings"
+to = "rec.in"
+""")
+    finished = run_experiment(experiment, tmp_path / "out", duration="10s")
+    assert finished.result.reason == "failed" and "disconnected" in (finished.result.failure or "")
+    import h5py
+
+    with h5py.File(tmp_path / "out" / "readings" / "readings.h5", "r") as file:
+        device, master = file["device_timestamps"][:], file["timestamps"][:]
+    assert device.size > 20
+    assert device.min() >= 900_000  # board time at the run's zero: the 1 s load, never negative
+    assert 5_900_000 <= device.max() <= 6_000_000  # the last sample before it failed, 6 s after it opened
+    # on the run's clock it failed 6 s less the (>= 1 s) load after time zero, not 6 s after it
+    assert master.max() < 5_200_000 and abs((device - master).mean() - device.min()) < 50_000
+
+
+# ----- 8: -b and HWLINK_BOARD apply to demo too -----------------------------------------------------------------
+def test_demo_takes_the_global_board_option_and_environment() -> None:
+    url = "sim://?loopback=13:2&drift_ppm=50&latency=const:300us"
+    for args, env in ((["-b", url, "demo", "--pulses", "2"], None), (["demo", "--pulses", "2"], {"HWLINK_BOARD": url}),
+                      (["demo", "-b", url, "--pulses", "2"], None)):
+        code, output = run(*args, env=env)
+        assert code == 0 and output.splitlines()[0].startswith(f"board {url}:"), output

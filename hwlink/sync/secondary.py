@@ -289,7 +289,12 @@ class SecondaryClockSynchronizer(SyncPointOutput):
 
     @property
     def clock_correction_offset(self) -> int:
-        """How far the offset-shifted device time is ahead of the estimate, µs (negative: device clock slow)."""
+        """What the device clock has gained on the master clock since calibration, µs (negative: device slow).
+
+        The device-minus-master offset now is ``expected_offset_to_master_usec + clock_correction_offset``; e.g. a
+        device 2 s ahead and 50 ppm fast reads ≈ 1 999 850 (2 s, plus 1 s of drift, less the unseen minimum
+        latency of 200 µs) and, 20 s in, ≈ +950 (50 ppm × the 19 s since calibration).
+        """
         return self._correction
 
     clock_correction_offset_usec = clock_correction_offset
