@@ -207,3 +207,94 @@ def test_demo_takes_the_global_board_option_and_environment() -> None:
                       (["demo", "-b", url, "--pulses", "2"], None)):
         code, output = run(*args, env=env)
         assert code == 0 and output.splitlines()[0].startswith(f"board {url}:"), output
+
+
+# ----- 9: -o is the collection's path in record and run alike ---------------------------------------------------
+RISE = Path(__file__).resolve().parents[1] / "examples" / "pulse_on_rise.toml"
+
+
+def test_o_names_the_collection_in_record_and_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, output = run("record", "--lines", "2", "--duration", "200ms", "-o", str(tmp_path / "rec" / "mouse01"), "-q")
+    assert code == 0 and Collection.open(tmp_path / "rec" / "mouse01").name == "mouse01", output
+    code, output = run("run", str(RISE), "--duration", "300ms", "-o", str(tmp_path / "runs" / "mouse01"))
+    assert code == 0 and Collection.open(tmp_path / "runs" / "mouse01").name == "mouse01", output
+    for command in (["record", "--lines", "2"], ["run", str(RISE)]):
+        code, output = run(*command, "--duration", "100ms", "-o", str(tmp_path / "x"), "--name", "m1")
+        assert code == 2 and f"give -o {tmp_path / 'x' / 'm1'}" in output, output
+    monkeypatch.chdir(tmp_path)
+    code, output = run("record", "--lines", "2", "--duration", "100ms", "--name", "here", "-q")
+    assert code == 0 and (tmp_path / "here" / "manifest.toml").is_file(), output
+
+
+# ----- 10: a leftover is described, never deleted -----------------------------------------------------------------
+def test_a_failed_attempt_is_named_as_such_and_kept(tmp_path: Path) -> None:
+    target = tmp_path / "session"
+    code, output = run("-b", "sim://?fail_after=300ms", "record", "--lines", "2", "--duration", "5s", "-o",
+                       str(target), "-q")
+    assert code == 2 and "board failed" in output
+    before = sorted(p.name for p in target.rglob("*"))
+    code, output = run("record", "--lines", "2", "--duration", "100ms", "-o", str(target), "-q")
+    assert code == 2 and "an earlier attempt that failed" in output and f"rm -r '{target}'" in output, output
+    assert len(output.strip().splitlines()) == 1 and sorted(p.name for p in target.rglob("*")) == before
+    # a collection whose writer was killed before it ended: no 'success' attribute
+    Collection.create(tmp_path, "killed").close()
+    for command in (["record", "--lines", "2"], ["run", str(RISE)]):
+        code, output = run(*command, "--duration", "100ms", "-o", str(tmp_path / "killed"))
+        assert code == 2 and "leftover of an attempt that did not finish" in output, output
+
+
+# ----- 11: a closed pipe ends quietly ---------------------------------------------------------------------------
+def test_read_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (f"set -o pipefail; '{sys.executable}' -c 'from hwlink.cli.main import main; main()' "
+              "read 2 A0 --duration 2s | head -3")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 3 and "Error" not in done.stderr and "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+# ----- 16-19: collections say what they are ---------------------------------------------------------------------
+def _check_provenance(attributes: dict, url: str) -> None:
+    from hwlink import __version__
+
+    assert attributes["hwlink_version"] == __version__ and attributes["host"]
+    assert attributes["boards"][0]["url"] == url and attributes["boards"][0]["firmware"] == "hwlink sim"
+    assert isinstance(attributes["clock_start_monotonic_ns"], int)
+    start = attributes["clock_start_utc_usec"]
+    import time
+
+    assert abs(start / 1e6 - time.time()) < 600  # wall-clock µs of a moment minutes ago at most
+    assert attributes["clock_start_utc"].endswith("+00:00")
+
+
+def test_record_collection_attributes_and_tsync_ids(recording: Path) -> None:
+    attributes = Collection.open(recording).attributes
+    _check_provenance(attributes, BOARD)
+    assert attributes["end_reason"] == "duration" and attributes["success"] is True
+    collection_id = tomllib.loads((recording / "manifest.toml").read_text())["collection_id"]
+    assert read_tsync(recording / "D2" / "D2_clocksync.tsync").collection_id == uuid.UUID(collection_id)
+
+
+def test_run_collection_attributes_log_and_datasets(tmp_path: Path) -> None:
+    code, output = run("run", str(RISE), "--duration", "1s", "-o", str(tmp_path / "run"))
+    assert code == 0, output
+    collection = Collection.open(tmp_path / "run")
+    attributes = collection.attributes
+    url = tomllib.loads(RISE.read_text())["modules"]["board"]["url"]
+    _check_provenance(attributes, url)
+    assert attributes["end_reason"] == "duration" and attributes["success"] is True
+    assert attributes["experiment"] == "pulse-on-rise" and collection.generator.startswith("hwlink 0.")
+    # 17: run.log's times are one clock: monotone
+    times = [float(line.split()[0]) for line in (tmp_path / "run" / "hwlink-run" / "run.log").read_text().splitlines()]
+    assert len(times) >= 3 and times == sorted(times), times
+    # 18: tsync headers carry the collection id
+    board_tsync = read_tsync(tmp_path / "run" / "board" / "board-clock.tsync")
+    assert str(board_tsync.collection_id) == tomllib.loads((tmp_path / "run" / "manifest.toml").read_text())[
+        "collection_id"]
+    # 19: edl verify has nothing to warn about (the board's dataset says what it holds)
+    code, output = run("edl", "verify", str(tmp_path / "run"))
+    assert code == 0 and output.strip().endswith("0 error(s), 0 warning(s)"), output
+    assert "clock sync" in collection["board"].attributes["contents"]

@@ -22,11 +22,28 @@ class HwlinkGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (``hwlink read ... | head -3``): end quietly and successfully, as Unix tools
+            # do. The board was closed on the way out; stdout goes to /dev/null so the interpreter's last flush
+            # does not complain either.
+            _silence_stdout()
+            raise click.exceptions.Exit(0) from None
         except HwlinkError as error:
             raise UserError(str(error)) from None
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
             raise UserError(f"{where}{error.strerror or error}") from None
+
+
+def _silence_stdout() -> None:
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test runner's buffer)
+        pass
 
 
 class UserError(click.ClickException):
