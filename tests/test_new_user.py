@@ -298,3 +298,37 @@ def test_run_collection_attributes_log_and_datasets(tmp_path: Path) -> None:
     code, output = run("edl", "verify", str(tmp_path / "run"))
     assert code == 0 and output.strip().endswith("0 error(s), 0 warning(s)"), output
     assert "clock sync" in collection["board"].attributes["contents"]
+
+
+# ----- 20: analog values carry physical units -------------------------------------------------------------------
+def test_ni_analog_reads_in_volts_and_records_units_and_rate(tmp_path: Path) -> None:
+    import h5py
+
+    from hwlink.testing.nidaq_sim import SimulatedDevice, SimulatedNidaq
+
+    with SimulatedNidaq([SimulatedDevice()]):
+        code, output = run("read", "ai0", "--count", "40", "--format", "csv", "-b", "nidaq://Dev1?rate=2kHz")
+        assert code == 0, output
+        values = [float(line.split(",")[3]) for line in output.splitlines()[1:41]]
+        assert all(-10.0 <= value <= 10.0 for value in values) and len(set(values)) > 1  # volts, not 0..65535
+        assert any(value != round(value) for value in values)
+        code, output = run("record", "-b", "nidaq://Dev1?rate=5kHz&block=250", "--lines", "ai0,ai1",
+                           "--duration", "400ms", "-o", str(tmp_path / "ni"), "-q")
+    assert code == 0, output
+    dataset = Collection.open(tmp_path / "ni")["signals"]
+    assert dataset.attributes["units"] == "V" and dataset.attributes["sample_rate_hz"] == 5000
+    with h5py.File(tmp_path / "ni" / "signals" / "signals.h5", "r") as file:
+        assert file["data"].attrs["units"] == "V" and file["data"].attrs["sample_rate_hz"] == 5000
+
+
+def test_adc_board_analog_records_codes_with_the_reference_to_convert(recording: Path, tmp_path: Path) -> None:
+    import h5py
+
+    code, output = run("record", "-b", "sim://?analog_interval=5ms", "--lines", "A0", "--duration", "300ms", "-o",
+                       str(tmp_path / "a"), "-q")
+    assert code == 0, output
+    attributes = Collection.open(tmp_path / "a")["A0"].attributes
+    assert attributes["units"] == "code" and attributes["reference_volts"] == 5.0 and attributes["adc_bits"] == 10
+    assert attributes["volts_per_code"] == pytest.approx(5 / 1023) and attributes["sample_rate_hz"] == 200
+    with h5py.File(tmp_path / "a" / "A0" / "A0.h5", "r") as file:
+        assert file["data"].attrs["units"] == "code" and file.attrs["reference_volts"] == 5.0

@@ -445,7 +445,7 @@ def test_cli_lines_write_pulse_and_read(sim: SimulatedNidaq) -> None:
     assert digital.output.splitlines()[1].split(",")[1:] == ["1", "port0/line1", "1", "0"]  # wired to port0/line0
     analog = run_cli("read", "ai3", "--count", "3", "--format", "csv", "-b", FAST)
     rows = [line.split(",") for line in analog.output.splitlines()[1:4]]
-    assert [row[1:] for row in rows] == [["1003", "ai3", "32768", str(t)] for t in (0, 500, 1000)]  # 0 V from ao0
+    assert [row[1:] for row in rows] == [["1003", "ai3", "0.000153", str(t)] for t in (0, 500, 1000)]  # 0 V from ao0 (one LSB: volts from the code)
     bad = run_cli("read", "ai99", "--count", "1", "-b", "nidaq://Dev1")
     assert bad.exit_code == 2 and "unknown line 'ai99' on nidaq://Dev1" in bad.output
 

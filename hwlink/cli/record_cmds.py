@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from hwlink import __version__
 from hwlink.cli.common import DURATION, UserError, board_option, check_unused, collection_path, opened_board
 from hwlink.drivers import Board, LineInfo, LineMode, Subscription
-from hwlink.drivers.info import board_attributes, clock_start_attributes, host_attributes
+from hwlink.drivers.info import analog_units, board_attributes, clock_start_attributes, host_attributes
 from hwlink.edl import Collection, Dataset, EdlError, LineReadingWriter, SignalWriter, TableWriter
 from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
 from hwlink.errors import BoardError, LineError
@@ -135,9 +136,11 @@ class Recorder:
                                    "mode": mode.value, "time_unit": "us"})
         device_clock = self.board.has_device_clock
         if mode is LineMode.ANALOG_IN:
+            units = analog_units(self.board, info.line_id)
+            dataset.update_attributes(units)
             writer: LineReadingWriter | TableWriter = dataset.line_reading_writer(
                 {info.line_id: info.name}, device_clock=device_clock, synced=device_clock,
-                summary=f"Analog readings of line {info.name}")
+                value_unit=units["units"], attrs=units, summary=f"Analog readings of line {info.name}")
         else:
             header = EVENT_HEADER + (["arrival_time_usec"] if device_clock else [])
             writer = dataset.table_writer(header, summary=f"Level changes of line {info.name}")
@@ -167,9 +170,14 @@ class Recorder:
             name = "signals" if not self.signals else f"signals-{len(self.signals) + 1}"
             dataset = self.collection.create_dataset(name)
             names = [self._line_name(line_id) for line_id in key]
+            # blocks carry physical values where the device knows them (nidaq://: volts)
+            units = analog_units(self.board, key[0])
+            physical = units["units"] if np.issubdtype(block.data.dtype, np.floating) else "code"
             writer = dataset.signal_writer(names, block.data.dtype, line_ids=key,
+                                           sample_rate_hz=units.get("sample_rate_hz"), units=physical,
                                            summary=f"Sampled signals: {', '.join(names)}")
-            dataset.update_attributes({"board": self.board.url, "channel_names": names, "time_unit": "us"})
+            dataset.update_attributes({"board": self.board.url, "channel_names": names, "time_unit": "us",
+                                       "units": physical, "sample_rate_hz": units.get("sample_rate_hz")})
             stream = self.signals[key] = SignalStream(dataset, writer)
             for line_id in key:
                 if self.pending.pop(line_id, None) is not None:

@@ -50,3 +50,50 @@ def host_attributes() -> dict[str, Any]:
     return {"hwlink_version": __version__, "host": socket.gethostname(),
             "machine_node": f"{socket.gethostname()} [{platform.system()} {platform.release()}]",
             "python": platform.python_version()}
+
+
+UNO_REFERENCE_VOLTS = 5.0  # an Uno's default analog reference (AREF = VCC); other references change it
+
+
+def analog_units(board: Board, line_id: int) -> dict[str, Any]:
+    """What an analog input's values mean, as attributes: ``units`` and how to get volts from the values.
+
+    Devices that know volts (NI-DAQmx: the AI range) give ``units = "V"``, with ``volts_offset`` and
+    ``volts_per_code`` for the codes LineReadings carry; ADC boards (sim://, Firmata) give ``units = "code"``
+    with ``adc_bits``, ``reference_volts`` and ``volts_per_code`` (volts = code * volts_per_code). Where the board
+    samples on a fixed interval, ``sample_rate_hz`` too.
+    """
+    info = board.line(line_id)
+    scale = getattr(board, "analog_input_scale", None)
+    result: dict[str, Any]
+    if scale is not None:
+        offset, per_code = scale(line_id)
+        result = {"units": "V", "volts_offset": float(offset), "volts_per_code": float(per_code)}
+        rate = getattr(board, "analog_input_rate_hz", None)
+    else:
+        bits = info.analog_in_bits
+        result = {"units": "code", "adc_bits": bits, "reference_volts": UNO_REFERENCE_VOLTS,
+                  "volts_per_code": UNO_REFERENCE_VOLTS / (2 ** bits - 1) if bits else 0.0}
+        interval = getattr(board, "analog_interval_usec", None)
+        if interval is None:
+            interval = getattr(getattr(board, "config", None), "analog_interval_usec", None)
+        rate = 1e6 / interval if interval else None
+    if rate:
+        result["sample_rate_hz"] = float(rate)
+    return result
+
+
+def reading_to_volts(board: Board) -> Any:
+    """A function (line_id, code) -> volts for lines of a board that knows volts, else None."""
+    scale = getattr(board, "analog_input_scale", None)
+    if scale is None:
+        return None
+    cache: dict[int, tuple[float, float]] = {}
+
+    def convert(line_id: int, code: int) -> float:
+        if line_id not in cache:
+            cache[line_id] = scale(line_id)
+        offset, per_code = cache[line_id]
+        return offset + code * per_code
+
+    return convert
