@@ -272,7 +272,9 @@ def _verify_dataset(dataset: Dataset, where: str, readers: Mapping[str, FileRead
     findings: list[Finding] = []
     entries: list[tuple[str, DataFile]] = []
     if dataset.data is None:
-        if not dataset.aux_data:  # aux-only datasets (a board's clock sync) hold something: no warning
+        # aux-only datasets (a board's clock sync) hold something, and one whose `contents` attribute says why it
+        # is empty is no surprise: no warning for either
+        if not dataset.aux_data and "contents" not in dataset.attributes:
             findings.append(Finding("warning", where, "dataset has no data"))
     else:
         entries.append(("data", dataset.data))

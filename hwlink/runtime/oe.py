@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -82,12 +83,31 @@ class OEAdapter:
 
     def start(self) -> None:
         self._call("start_acquisition")
-        dataset = mlink.create_default_dataset()
-        self._call("start_recording", str(dataset.path))
+        self._dataset = mlink.create_default_dataset()
+        self._call("start_recording", str(self._dataset.path))
 
     def stop(self) -> None:
         self._call("stop_recording")
         self._call("stop_acquisition")
+        self._register_recording()
+
+    def _register_recording(self) -> None:
+        """What the processor wrote into its recording directory becomes the dataset's data (the first file by
+        name) and aux files, so the dataset says what it holds; if it wrote nothing, an attribute says why the
+        dataset exists."""
+        dataset = getattr(self, "_dataset", None)
+        if dataset is None:
+            return
+        written = sorted(p.name for p in Path(dataset.path).iterdir()
+                         if p.is_file() and p.name not in ("manifest.toml", "attributes.toml"))
+        for index, name in enumerate(written):
+            if index == 0:
+                dataset.set_data_file(name, "written by the processor (start_recording directory)")
+            else:
+                dataset.add_aux_file(name, summary="written by the processor (start_recording directory)")
+        if not written:
+            dataset.set_attribute("contents", "the start_recording() directory of an Open Ephys-style processor; "
+                                              "the processor wrote nothing into it")
 
     def _call(self, name: str, *args: Any) -> Any:
         method = getattr(self._instance, name, None)
