@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from hwlink.drivers import Board, open_board
 from hwlink.errors import HwlinkError
 from hwlink.units import parse_duration_usec
+
+if TYPE_CHECKING:
+    from hwlink.drivers import Board
 
 DEFAULT_BOARD = "sim://"
 
@@ -87,6 +89,8 @@ def board_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextmanager
 def opened_board(url: str) -> Iterator[Board]:
+    from hwlink.drivers import open_board  # drivers import numpy: only the commands that open a board pay for it
+
     board = open_board(url)
     try:
         yield board
