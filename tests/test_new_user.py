@@ -137,6 +137,9 @@ def test_clock_correction_offset_worked_example() -> None:
         device = 2_000_000 + master_event * (1 + 50e-6)
         sync.process_timestamp(int(master_event + 200 + rng.uniform(0, 100)), int(device))
     assert sync.is_calibrated
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "= 1 999 850" in readme and "≈ 50 ppm × 19 s = +950 µs" in readme  # the figures README states
+    assert "1 999 850" in SecondaryClockSynchronizer.clock_correction_offset.__doc__
     assert abs(sync.expected_offset_to_master_usec - 1_999_850) <= 10
     assert abs(sync.clock_correction_offset - 950) <= 10 and sync.skew_ppm == pytest.approx(50, abs=1)
 
