@@ -134,7 +134,8 @@ def _report(commanded_usec: np.ndarray, width: int, edges: list[LineReading], sa
             device_widths = device[1::2] - device[0::2]
             click.echo(f"  width error seen on device clock: {_stats(np.abs(device_widths - width))}")
             offset = device - commanded_usec
-            click.echo(f"  device clock: {format_usec(float(np.median(offset)))} ahead of the master clock")
+            click.echo(f"  device clock: offset {format_usec(float(np.median(offset)))} from master (device minus "
+                       "master time)")
     click.echo(f"\nanalog {analog_label}: {len(samples)} samples in {format_usec(span_usec)}")
     if len(samples) > 1:
         values = np.array([r.value for r in samples])

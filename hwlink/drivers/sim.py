@@ -284,10 +284,6 @@ class SimBoard(Board):
         """Now in board time (µs since the board was opened)."""
         return (time.monotonic_ns() - self._opened_ns) // 1000
 
-    def board_to_master_usec(self, board_usec: float) -> float:
-        """A board-time instant (µs since opening) on the master clock: the true time of simulated events."""
-        return board_usec + self.opened_usec
-
     # ----- the outside world (test seam) ----------------------------------------------------------------
     def drive_input(self, line: int | str, level: int) -> None:
         """Set the level an external signal puts on a digital input (like a wire from another device)."""
