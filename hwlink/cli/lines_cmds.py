@@ -83,8 +83,7 @@ class ReadingWriter:
         self._names = {info.line_id: info.name for info in board.lines}
         # analog inputs of devices that know volts (nidaq://) print volts, as nidaqmx users expect; ADC boards
         # (sim://, Firmata) print their codes
-        to_volts = reading_to_volts(board)
-        self._volts = to_volts if to_volts is not None else None
+        self._volts = reading_to_volts(board)
         self._analog = {info.line_id for info in board.lines if info.analog_in_bits}
         self._form = form
         self._out = out

@@ -25,7 +25,7 @@ URL query parameters (all optional), e.g. ``sim://?loopback=13:2&drift_ppm=50&la
 ``aN``             generator of analog input N: ``sine:FREQ[:AMPLITUDE[:MEAN]]``, ``noise[:SD[:MEAN]]``,
                    ``step:AT[:LOW[:HIGH]]``, ``const:VALUE`` (default: sine at 0.5 Hz, amplitude 400 around 512)
 ``dN``             external signal on digital input N: ``square:FREQ[:DUTY]``
-``fail_after``     the board "disconnects" after this run time (to exercise error handling)
+``fail_after``     the board "disconnects" this long after it was opened (to exercise error handling)
 =================  ==========================================================================================
 """
 
