@@ -27,7 +27,7 @@ from hwlink.sync.offline import (
 )
 from hwlink.sync.tsync import TSyncFileMode, read_tsync
 
-__all__ = ["open_dataset", "dataset_mapping", "correct_edl_dataset"]
+__all__ = ["open_dataset", "dataset_mapping", "correct_edl_dataset", "device_clock_column"]
 
 _CSV = {".csv", ".tsv", ".txt"}
 _HDF5 = {".h5", ".hdf5", ".hdf"}
@@ -99,7 +99,7 @@ def correct_edl_dataset(
         suffix = part.suffix.lower()
         if suffix in _CSV:
             target = target_dir / f"{part.stem}_master{part.suffix}"
-            correct_csv(part, target, _csv_device_column(part, column), mapping, scale=scale, progress=progress)
+            correct_csv(part, target, device_clock_column(part, column), mapping, scale=scale, progress=progress)
             written.append(str(target))
         elif suffix in _HDF5:
             name = hdf5_dataset or _default_hdf5_dataset(part)
@@ -116,7 +116,7 @@ def _refuse_master_clock(part: Path, name: str, device_column: str) -> None:
                            f"(use {device_column!r})")
 
 
-def _csv_device_column(part: Path, column: str | int | None) -> str | int:
+def device_clock_column(part: Path, column: str | int | None) -> str | int:
     """The column to map: the one asked for (refused if hwlink's layout has it on the master clock), else the
     device-clock column of hwlink tables, else column 0 (foreign tables: the caller knows its clock)."""
     import csv

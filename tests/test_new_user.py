@@ -64,6 +64,9 @@ def test_correcting_a_master_clock_column_is_refused(recording: Path, tmp_path: 
         code, output = run("tsync", "correct", str(recording / "D2"), "--column", column, "-o", str(tmp_path))
         assert code == 2 and "already on the master clock" in output and "device_time_usec" in output, output
         assert "Traceback" not in output
+    code, output = run("tsync", "correct", str(recording / "D2" / "D2.csv"), "-t",
+                       str(recording / "D2" / "D2_clocksync.tsync"), "--column", "time_usec", "-o", str(tmp_path / "x.csv"))
+    assert code == 2 and "already on the master clock" in output, output
 
 
 # ----- 2: a corrected CSV states its unit -----------------------------------------------------------------------

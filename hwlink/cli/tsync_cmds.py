@@ -308,6 +308,9 @@ def correct_command(input_path: str, tsync_file: str | None, output: str | None,
         elif suffix in _CSV_SUFFIXES:
             if column is None:
                 raise UserError("a CSV input needs --column (a name or 0-based index)")
+            from hwlink.edl_correction import device_clock_column
+
+            device_clock_column(source, column)  # an hwlink table's master-clock column is refused
             target = Path(output) if output else source.with_name(f"{source.stem}_master{source.suffix}")
             rows = correct_csv(source, target, column, mapping, new_column=new_column, scale=scale,
                                progress=progress)
