@@ -57,7 +57,7 @@ def test_lazy_summaries_are_the_commands_docstrings() -> None:
         first_paragraph = inspect.cleandoc(command.help or "").split("\n\n")[0]
         assert " ".join(first_paragraph.split()) == summary, name
     with click.Context(cli) as ctx:
-        assert sorted(cli.list_commands(ctx)) == sorted(LAZY_COMMANDS)
+        assert set(LAZY_COMMANDS) <= set(cli.list_commands(ctx))
 
 
 def test_python_m_hwlink_is_the_hwlink_command() -> None:
