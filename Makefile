@@ -15,11 +15,16 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,nidaq,plot,bench,lsl,nwb]'
+	touch $@ $(VENV)/.installed-demo
+
+# The demo needs the package alone (no test, nidaq, plot or bench extras): seconds, not minutes.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
 	touch $@
 
 setup: $(VENV)/.installed
 
-demo: setup
+demo: $(VENV)/.installed-demo
 	$(BIN)/hwlink demo
 
 # The runtime, drivers, EDL and CLI tests again with every portable fallback of hwlink.platform forced (the paths

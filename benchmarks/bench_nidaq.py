@@ -113,7 +113,7 @@ def driver_to_plain_h5py(seconds: float, folder: Path) -> tuple[int, int, str]:
 def driver_to_hwlink_record(seconds: float, folder: Path) -> tuple[int, int, str]:
     lines = ",".join(f"ai{channel}" for channel in range(CHANNELS))
     result = CliRunner().invoke(cli, ["record", "-b", URL, "--lines", lines, "--duration", f"{seconds}s",
-                                      "-o", str(folder), "--name", "bench", "-q"])
+                                      "-o", str(folder / "bench"), "-q"])
     note = "" if result.exit_code == 0 else result.output.strip().splitlines()[-1]
     signals = read_signal_file(folder / "bench" / "signals" / "signals.h5")
     gaps = len(signals.get("sample_gaps", ()))

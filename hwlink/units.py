@@ -31,6 +31,9 @@ def parse_duration_usec(text: str | int | float, *, allow_negative: bool = False
     if unit == "":
         raise ConfigError(f"duration {text!r} needs a unit (us, ms, s, min, h)")
     if unit not in _DURATION_UNITS_USEC:
+        if unit.lower() in _DURATION_UNITS_USEC or unit.lower() == "µs":
+            raise ConfigError(f"bad duration unit {unit!r} in {text!r}: units are case-sensitive "
+                              f"(did you mean {unit.lower()!r}?)")
         raise ConfigError(f"bad duration unit {unit!r} in {text!r}: use us, ms, s, min or h")
     usec = round(float(number) * _DURATION_UNITS_USEC[unit])
     if usec < 0 and not allow_negative:
@@ -38,19 +41,32 @@ def parse_duration_usec(text: str | int | float, *, allow_negative: bool = False
     return usec
 
 
-_FREQ_UNITS_HZ = {"hz": 1.0, "khz": 1e3, "mhz": 1e6}
+# SI prefixes are case-sensitive: m is milli, M is mega (k/K both kilo, which has no capital twin).
+_FREQ_PREFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "m": 1e-3}
+
+
+def _frequency_scale(unit: str, text: str) -> float:
+    if unit == "":
+        return 1.0
+    prefix, hz = unit[:-2], unit[-2:]
+    if hz.lower() != "hz" or prefix not in _FREQ_PREFIXES:
+        raise ConfigError(f"bad frequency unit {unit!r} in {text!r}: use Hz, kHz, MHz or mHz (millihertz)")
+    if prefix == "m" and unit != "mHz":
+        raise ConfigError(f"ambiguous frequency unit {unit!r} in {text!r}: write mHz for millihertz or MHz for "
+                          "megahertz (SI prefixes are case-sensitive)")
+    return _FREQ_PREFIXES[prefix]
 
 
 def parse_frequency_hz(text: str) -> float:
-    """'1kHz' -> 1000.0; a bare number is taken as Hz."""
+    """'1kHz' -> 1000.0, '500mHz' -> 0.5, '2MHz' -> 2e6; a bare number is taken as Hz.
+
+    Prefixes are case-sensitive as in SI (m milli, M mega); ``mhz``, which could be either, is refused.
+    """
     match = _NUMBER_UNIT.match(str(text))
     if not match:
         raise ConfigError(f"bad frequency {text!r}: expected e.g. 30Hz, 1kHz")
     number, unit = match.groups()
-    scale = 1.0 if unit == "" else _FREQ_UNITS_HZ.get(unit.lower())
-    if scale is None:
-        raise ConfigError(f"bad frequency unit {unit!r} in {text!r}: use Hz, kHz or MHz")
-    hz = float(number) * scale
+    hz = float(number) * _frequency_scale(unit, str(text))
     if hz <= 0:
         raise ConfigError(f"frequency {text!r} must be positive")
     return hz

@@ -19,6 +19,7 @@ ALLOWED = {
     "glue": {"sync", "edl"},
     "runtime": {"lines", "sync", "edl", "drivers", "testing", "glue"},
     "cli": {"lines", "sync", "edl", "drivers", "testing", "glue", "runtime"},
+    "__main__": {"cli"},  # `python -m hwlink`
 }
 
 

@@ -446,7 +446,7 @@ def test_cli_lines_write_pulse_and_read(sim: SimulatedNidaq) -> None:
     assert digital.output.splitlines()[1].split(",")[1:] == ["1", "port0/line1", "1", "0"]  # wired to port0/line0
     analog = run_cli("read", "ai3", "--count", "3", "--format", "csv", "-b", FAST)
     rows = [line.split(",") for line in analog.output.splitlines()[1:4]]
-    assert [row[1:] for row in rows] == [["1003", "ai3", "32768", str(t)] for t in (0, 500, 1000)]  # 0 V from ao0
+    assert [row[1:] for row in rows] == [["1003", "ai3", "0.000153", str(t)] for t in (0, 500, 1000)]  # 0 V from ao0 (one LSB: volts from the code)
     bad = run_cli("read", "ai99", "--count", "1", "-b", "nidaq://Dev1")
     assert bad.exit_code == 2 and "unknown line 'ai99' on nidaq://Dev1" in bad.output
 
@@ -487,7 +487,7 @@ def test_record_on_nidaq_writes_signals_and_events_edlio_opens(sim: SimulatedNid
     toggler = threading.Thread(target=toggle)
     toggler.start()
     result = CliRunner().invoke(cli, ["record", "-b", FAST, "--lines", "ai0,ai3,port0/line1", "--duration", "700ms",
-                                      "-o", str(tmp_path), "--name", "daq", "-q"])
+                                      "-o", str(tmp_path / "daq"), "-q"])
     toggler.join()
     assert result.exit_code == 0, result.output
     path = tmp_path / "daq"
@@ -512,7 +512,7 @@ def test_record_on_nidaq_writes_signals_and_events_edlio_opens(sim: SimulatedNid
 def test_record_stops_cleanly_on_buffer_overflow_with_data_kept(sim: SimulatedNidaq, tmp_path: Path) -> None:
     sim.inject_error(-200279, "read", channel="Dev1/ai0", after_samples=600)
     result = CliRunner().invoke(cli, ["record", "-b", FAST, "--lines", "ai0", "--duration", "5s", "-o",
-                                      str(tmp_path), "--name", "overflow", "-q"])
+                                      str(tmp_path / "overflow"), "-q"])
     assert result.exit_code == 2
     assert "board failed, recording saved in" in result.output and "-200279" in result.output
     assert "Traceback" not in result.output

@@ -214,7 +214,7 @@ def test_correct_csv_in_chunks(delimiter: str, drift_map: PiecewiseLinearMap, tm
     correct_csv(source, target, 0, drift_map, scale=1000)
     with open(target, newline="") as stream:
         replaced = list(csv.reader(stream, delimiter=delimiter))
-    assert replaced[0] == ["Time", "Event", "Value"]
+    assert replaced[0] == ["Time_master_us", "Event", "Value"]  # the values are master µs now: the name says so
     assert float(replaced[2][0]) == pytest.approx(drift_map(np.array([500.0]))[0])
 
 

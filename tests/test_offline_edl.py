@@ -51,7 +51,7 @@ def test_csv_part_corrected_with_its_aux_tsync(collection: Path) -> None:
     written = correct_edl_dataset(collection / "daq" / "events", column="Time")
     assert written == [str(collection / "daq" / "events" / "events_master.csv")]
     header, rows = read_table(written[0])
-    assert header == ["Time", "Event"] and [row[1] for row in rows] == ["start", "lever", "end"]
+    assert header == ["Time_master_us", "Event"] and [row[1] for row in rows] == ["start", "lever", "end"]
     assert np.allclose([float(row[0]) for row in rows], expected(np.array([0, 5e6, 29_999_999])), atol=1e-3)
 
 

@@ -37,8 +37,8 @@ def run(*args: str) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("rec")
-    code, output = run("record", "-b", BOARD, "--lines", "2,A0", "--duration", "1200ms", "-o", str(out),
-                       "--name", "session:1", "-q")
+    code, output = run("record", "-b", BOARD, "--lines", "2,A0", "--duration", "1200ms", "-o", str(out / "session:1"),
+                       "-q")
     assert code == 0, output
     assert f"recorded: {out / 'session1'}" in output
     return out / "session1"
@@ -142,8 +142,8 @@ def test_bad_input_one_line_exit_2(tmp_path: Path) -> None:
         assert message in output and "Traceback" not in output
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("")
-    code, output = run("record", "--lines", "2", "--duration", "10ms", "-o", str(tmp_path), "--name", "taken")
-    assert code == 2 and "already exists" in output and len(output.strip().splitlines()) == 1
+    code, output = run("record", "--lines", "2", "--duration", "10ms", "-o", str(tmp_path / "taken"))
+    assert code == 2 and "exists and is not empty" in output and len(output.strip().splitlines()) == 1
     code, output = run("edl", "verify", str(tmp_path))
     assert code == 2 and "no EDL unit" in output
     code, output = run("edl", "ls", str(tmp_path))
@@ -154,7 +154,7 @@ def test_bad_input_one_line_exit_2(tmp_path: Path) -> None:
 
 def _start(out: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", RUN_CLI, "record", "-b", BOARD, "--lines", "2,A0",
-                             "--duration", "60s", "-o", str(out), "--name", "rec"],
+                             "--duration", "60s", "-o", str(out / "rec")],
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -218,7 +218,7 @@ def test_ctrl_c_stops_cleanly_with_everything_saved(tmp_path: Path) -> None:
 
 def test_board_failure_saves_what_was_recorded(tmp_path: Path) -> None:
     code, output = run("record", "-b", "sim://?fail_after=600ms&analog_interval=5ms", "--lines", "A0", "--duration",
-                       "20s", "-o", str(tmp_path), "--name", "rec", "-q")
+                       "20s", "-o", str(tmp_path / "rec"), "-q")
     assert code == 2 and "board failed, recording saved in" in output and "Traceback" not in output
     collection = Collection.open(tmp_path / "rec")
     assert collection.attributes["success"] is False and "disconnected" in collection.attributes["failure_reason"]
@@ -231,7 +231,7 @@ def test_record_nidaq_signal_blocks_into_hdf5(tmp_path: Path) -> None:
 
     with SimulatedNidaq([SimulatedDevice()]):
         code, output = run("record", "-b", "nidaq://Dev1?rate=5kHz&block=250&di_rate=1kHz", "--lines",
-                           "ai0,ai1,port0/line1", "--duration", "600ms", "-o", str(tmp_path), "--name", "ni", "-q")
+                           "ai0,ai1,port0/line1", "--duration", "600ms", "-o", str(tmp_path / "ni"), "-q")
     assert code == 0, output
     collection = Collection.open(tmp_path / "ni")
     # the analog lines arrive as SignalBlocks: one HDF5 signal dataset, no per-sample line datasets
@@ -267,7 +267,7 @@ def test_record_firmata_board_without_device_clock(tmp_path: Path) -> None:
         toggler = threading.Thread(target=toggle)
         toggler.start()
         code, output = run("record", "-b", url, "--lines", "7", "--analog", "A0", "--duration", "900ms", "-o",
-                           str(tmp_path), "--name", "fw", "-q")
+                           str(tmp_path / "fw"), "-q")
         toggler.join()
     finally:
         soft.stop()

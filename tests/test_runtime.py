@@ -66,8 +66,9 @@ to = "speaker.control"
 
 
 def test_syntalos_frame_forward_with_the_simulated_camera(tmp_path: Path) -> None:
-    text = (EXAMPLES / "frame_forward.toml").read_text().replace(
-        "../../shared/user-scripts/syntalos-frame-forward.py", str(USER_SCRIPTS / "syntalos-frame-forward.py"))
+    text = (EXAMPLES / "frame_forward.toml").read_text().replace(  # the verbatim Syntalos script in our example
+        "scripts/frame_stamps.py", str(USER_SCRIPTS / "syntalos-frame-forward.py"))
+    assert str(USER_SCRIPTS) in text
     run = run_experiment(write(tmp_path, "ff.toml", text), tmp_path / "out", duration="1.5s")
     assert run.result.ok, run.output
     collection = edlio.load(str(run.path))

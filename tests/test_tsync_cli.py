@@ -107,7 +107,7 @@ def test_correct_csv_npy_and_hdf5(syncpoints: Path, tmp_path: Path) -> None:
     result = run("tsync", "correct", str(table), "-t", str(syncpoints), "--column", "Time", "--unit", "ms")
     assert result.exit_code == 0 and "3 rows" in result.output
     corrected = (tmp_path / "events_master.csv").read_text().splitlines()
-    assert corrected[0] == "Time;Event"
+    assert corrected[0] == "Time_master_us;Event"  # --unit ms in, master µs out: the header says so
     assert [float(line.split(";")[0]) for line in corrected[1:]] == pytest.approx(
         mapping(np.array([0.0, 1500.5e3, 59000e3])).tolist(), abs=1e-3)
     values = tmp_path / "device.npy"

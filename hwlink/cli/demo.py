@@ -14,6 +14,7 @@ import numpy as np
 
 from hwlink.cli.common import DURATION, UserError, opened_board
 from hwlink.lines import LineModeFlags, LineReading
+from hwlink.sync import SecondaryClockSynchronizer, fit_lower_line
 from hwlink.units import format_usec
 
 DEMO_BOARD = "sim://?loopback=13:2&latency=usb:1ms&spikes=0.02:2ms-5ms&drift_ppm=50&offset=1.5s&a0=sine:2Hz&seed=1"
@@ -26,9 +27,15 @@ def _stats(values_usec: np.ndarray) -> str:
     return f"p50 {format_usec(p50)}, p99 {format_usec(p99)}, max {format_usec(values_usec.max())}"
 
 
+def _demo_board(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """The board as every command takes it (``-b`` before or after the name, HWLINK_BOARD); else the demo's."""
+    root = ctx.find_root()
+    return value or (root.params.get("board_url") if root is not ctx else None) or DEMO_BOARD
+
+
 @click.command("demo")
-@click.option("-b", "--board", "board_url", default=DEMO_BOARD, show_default=True,
-              help="Board with OUT looped back to IN.")
+@click.option("-b", "--board", "board_url", envvar="HWLINK_BOARD", default=None, show_envvar=True,
+              callback=_demo_board, help=f"Board with OUT looped back to IN (default {DEMO_BOARD}).")
 @click.option("--out", "out_line", default="13", show_default=True, help="Output line to pulse.")
 @click.option("--in", "in_line", default="2", show_default=True, help="Input line wired to --out.")
 @click.option("--analog", "analog_line", default="A0", show_default=True, help="Analog input line to sample.")
@@ -63,8 +70,44 @@ def demo_command(board_url: str, out_line: str, in_line: str, analog_line: str, 
     with lock:
         edges = [r for r in readings if r.line_id == in_info.line_id and r.time_usec >= start_usec]
         samples = [r for r in readings if r.line_id == analog_info.line_id]
+        stamped = [r for r in readings if r.device_time_usec is not None]
     _report(train.achieved_usec, width, edges, samples, end_usec - start_usec, out_info.label, in_info.label,
             analog_info.label)
+    if stamped:
+        click.echo(f"\n{_drift_report(stamped)}")
+
+
+def drift_estimate(pairs_device: np.ndarray, pairs_master: np.ndarray) -> tuple[float, float, float]:
+    """(drift ppm as hwlink's synchronizer estimates it, its uncertainty in ppm, the span in µs).
+
+    The synchronizer follows the lower envelope of (device time, arrival time): the arrivals with the least delay.
+    How well the envelope is known at each end is limited by the transport's delay jitter above it (the median
+    excess delay over the fitted floor line), so a slope over a span ``T`` is uncertain by about
+    ``2 * jitter / T``: one second of arrivals on a 1 ms USB frame grid cannot tell 50 ppm from 0.
+    """
+    order = np.argsort(pairs_master, kind="stable")
+    device, master = pairs_device[order], pairs_master[order]
+    sync = SecondaryClockSynchronizer(id="demo")
+    for arrival, stamp in zip(master.tolist(), device.tolist()):
+        sync.process_timestamp(arrival, stamp)
+    span = float(device.max() - device.min())
+    line = fit_lower_line(device, master)
+    jitter = float(np.median(master - line.master(device)))
+    uncertainty = 2 * max(jitter, 1.0) / span * 1e6 if span > 0 else float("inf")
+    return sync.skew_ppm, uncertainty, span
+
+
+def _drift_report(readings: list[LineReading]) -> str:
+    device = np.array([r.device_time_usec for r in readings], dtype=np.int64)
+    master = np.array([r.time_usec for r in readings], dtype=np.int64)
+    ppm, uncertainty, span = drift_estimate(device, master)
+    span_text = format_usec(span)
+    if uncertainty > 20 or abs(ppm) < uncertainty:
+        wanted = 10.0  # ppm
+        needed = uncertainty * span / wanted / 1e6
+        return (f"device clock drift: not measurable in {span_text} (±{uncertainty:.0f} ppm with this link's delay "
+                f"jitter); about {needed:.0f} s of data would give ±{wanted:.0f} ppm (more --pulses)")
+    return f"device clock drift: {ppm:+.1f} ± {uncertainty:.1f} ppm (synchronizer estimate over {span_text}; + = device fast)"
 
 
 def _report(commanded_usec: np.ndarray, width: int, edges: list[LineReading], samples: list[LineReading],
@@ -91,9 +134,8 @@ def _report(commanded_usec: np.ndarray, width: int, edges: list[LineReading], sa
             device_widths = device[1::2] - device[0::2]
             click.echo(f"  width error seen on device clock: {_stats(np.abs(device_widths - width))}")
             offset = device - commanded_usec
-            rate_ppm = (np.polyfit(commanded_usec.astype(np.float64), offset, 1)[0]) * 1e6
-            click.echo(f"  device clock: offset {format_usec(float(np.median(offset)))} from master, "
-                       f"drift {rate_ppm:+.0f} ppm over {format_usec(float(commanded_usec[-1] - commanded_usec[0]))}")
+            click.echo(f"  device clock: offset {format_usec(float(np.median(offset)))} from master (device minus "
+                       "master time)")
     click.echo(f"\nanalog {analog_label}: {len(samples)} samples in {format_usec(span_usec)}")
     if len(samples) > 1:
         values = np.array([r.value for r in samples])

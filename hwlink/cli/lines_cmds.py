@@ -12,6 +12,7 @@ import numpy as np
 
 from hwlink.cli.common import DURATION, UserError, board_option, opened_board
 from hwlink.drivers import Board, LineInfo
+from hwlink.drivers.info import reading_to_volts
 from hwlink.errors import BoardError
 from hwlink.lines import LineModeFlags, LineReading
 from hwlink.units import format_usec
@@ -80,25 +81,34 @@ class ReadingWriter:
 
     def __init__(self, board: Board, form: str, out: TextIO) -> None:
         self._names = {info.line_id: info.name for info in board.lines}
+        # analog inputs of devices that know volts (nidaq://) print volts, as nidaqmx users expect; ADC boards
+        # (sim://, Firmata) print their codes
+        self._volts = reading_to_volts(board)
+        self._analog = {info.line_id for info in board.lines if info.analog_in_bits}
         self._form = form
         self._out = out
         if form == "csv":
             out.write("time_usec,line_id,line,value,device_time_usec\n")
         elif form == "table":
-            out.write(f"{'TIME (s)':>12}  {'LINE':<6}  {'VALUE':>6}  {'DEVICE TIME (s)':>16}\n")
+            out.write(f"{'TIME (s)':>12}  {'LINE':<6}  {'VALUE':>10}  {'DEVICE TIME (s)':>16}\n")
 
     def write(self, reading: LineReading) -> None:
         name = self._names.get(reading.line_id, str(reading.line_id))
         device = "" if reading.device_time_usec is None else reading.device_time_usec
+        value: int | float = reading.value
+        text = str(value)
+        if self._volts is not None and reading.line_id in self._analog:
+            value = round(self._volts(reading.line_id, reading.value), 6)
+            text = f"{value:.6f}"
         if self._form == "csv":
-            self._out.write(f"{reading.time_usec},{reading.line_id},{name},{reading.value},{device}\n")
+            self._out.write(f"{reading.time_usec},{reading.line_id},{name},{text},{device}\n")
         elif self._form == "jsonl":
             self._out.write(json.dumps({"time_usec": reading.time_usec, "line_id": reading.line_id, "line": name,
-                                        "value": reading.value, "device_time_usec": reading.device_time_usec}))
+                                        "value": value, "device_time_usec": reading.device_time_usec}))
             self._out.write("\n")
         else:
             device_text = "" if reading.device_time_usec is None else f"{reading.device_time_usec / 1e6:16.6f}"
-            self._out.write(f"{reading.time_usec / 1e6:12.6f}  {name:<6}  {reading.value:>6}  {device_text}\n")
+            self._out.write(f"{reading.time_usec / 1e6:12.6f}  {name:<6}  {text:>10}  {device_text}\n")
         self._out.flush()
 
 

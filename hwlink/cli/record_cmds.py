@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime
-import platform
 import queue
-import socket
 import sys
 import time
 import warnings
@@ -16,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from hwlink import __version__
-from hwlink.cli.common import DURATION, UserError, board_option, opened_board
+from hwlink.cli.common import DURATION, UserError, board_option, check_unused, collection_path, opened_board
 from hwlink.drivers import Board, LineInfo, LineMode, Subscription
+from hwlink.drivers.info import analog_units, board_attributes, clock_start_attributes, host_attributes
 from hwlink.edl import Collection, Dataset, EdlError, LineReadingWriter, SignalWriter, TableWriter
 from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
 from hwlink.errors import BoardError, LineError
@@ -39,10 +39,11 @@ def _split_lines(values: tuple[str, ...], option: str) -> list[str]:
     return refs
 
 
-def _synchronizer(path: Path, name: str) -> SecondaryClockSynchronizer:
-    """A clock synchronizer that writes its sync points to the tsync file at ``path``."""
+def _synchronizer(path: Path, name: str, collection_id: object) -> SecondaryClockSynchronizer:
+    """A clock synchronizer that writes its sync points to the tsync file at ``path`` (header: the collection)."""
     sync = SecondaryClockSynchronizer(id=name)
     sync.set_tsync_file_path(path)
+    sync.set_collection_id(collection_id)
     sync.start()
     return sync
 
@@ -136,9 +137,11 @@ class Recorder:
                                    "mode": mode.value, "time_unit": "us"})
         device_clock = self.board.has_device_clock
         if mode is LineMode.ANALOG_IN:
+            units = analog_units(self.board, info.line_id)
+            dataset.update_attributes(units)
             writer: LineReadingWriter | TableWriter = dataset.line_reading_writer(
                 {info.line_id: info.name}, device_clock=device_clock, synced=device_clock,
-                summary=f"Analog readings of line {info.name}")
+                value_unit=units["units"], attrs=units, summary=f"Analog readings of line {info.name}")
         else:
             header = EVENT_HEADER + (["arrival_time_usec"] if device_clock else [])
             writer = dataset.table_writer(header, summary=f"Level changes of line {info.name}")
@@ -146,7 +149,7 @@ class Recorder:
         if device_clock:
             tsync_path = dataset.add_aux_file(f"{dataset.name}_clocksync.tsync", key="clocksync",
                                               summary=f"Clock sync of {self.board.url} (device -> master µs)")
-            sync = _synchronizer(tsync_path, f"{dataset.name}")
+            sync = _synchronizer(tsync_path, f"{dataset.name}", self.collection.collection_id)
             dataset.set_attribute("timestamps", "clock-synchronized master time (device time mapped through "
                                                 "the clock sync in the tsync aux file)")
         stream = self.lines[info.line_id] = LineStream(info, dataset, writer, sync)
@@ -170,9 +173,14 @@ class Recorder:
             name = "signals" if not self.signals else f"signals-{len(self.signals) + 1}"
             dataset = self.collection.create_dataset(name)
             names = [self._line_name(line_id) for line_id in key]
+            # blocks carry physical values where the device knows them (nidaq://: volts)
+            units = analog_units(self.board, key[0])
+            physical = units["units"] if np.issubdtype(block.data.dtype, np.floating) else "code"
             writer = dataset.signal_writer(names, block.data.dtype, line_ids=key,
+                                           sample_rate_hz=units.get("sample_rate_hz"), units=physical,
                                            summary=f"Sampled signals: {', '.join(names)}")
-            dataset.update_attributes({"board": self.board.url, "channel_names": names, "time_unit": "us"})
+            dataset.update_attributes({"board": self.board.url, "channel_names": names, "time_unit": "us",
+                                       "units": physical, "sample_rate_hz": units.get("sample_rate_hz")})
             stream = self.signals[key] = SignalStream(dataset, writer)
             for line_id in key:
                 if self.pending.pop(line_id, None) is not None:
@@ -234,9 +242,10 @@ def _default_name() -> str:
 @click.option("--analog", "analog_refs", multiple=True,
               help="Lines to record as analog inputs, on lines that can be digital too (e.g. A0 of an Arduino).")
 @click.option("--duration", type=DURATION, default=None, help="Stop after this long (default: until Ctrl-C).")
-@click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory the collection is created in.")
-@click.option("--name", default=None, help="Collection name (default hwlink-YYYYMMDD-HHMMSS).")
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The collection directory to create, e.g. recordings/mouse01 (as in `hwlink run -o`).")
+@click.option("--name", default=None,
+              help="Without -o: create the collection NAME in the current directory (default hwlink-YYYYMMDD-HHMMSS).")
 @click.option("--pullup", is_flag=True, help="Enable pull-ups on digital input lines.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--lsl", "lsl", is_flag=True,
@@ -244,7 +253,7 @@ def _default_name() -> str:
 @click.option("--lsl-wait", type=DURATION, default=None,
               help="With --lsl: wait this long for a consumer (e.g. LabRecorder) before recording starts.")
 @board_option
-def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], duration: int | None, output: Path,
+def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], duration: int | None, output: Path | None,
                    name: str | None, pullup: bool, quiet: bool, lsl: bool, lsl_wait: int | None,
                    board_url: str) -> None:
     """Record the --lines of a board into a new EDL collection (HDF5, CSV events, tsync clock sync).
@@ -255,6 +264,7 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
     analog = _split_lines(analog_refs, "--analog")
     if not refs and not analog:
         raise UserError("nothing to record: give --lines and/or --analog")
+    target = collection_path(output, name, _default_name())
     with opened_board(board_url) as board:
         wanted = [(board.line(ref), False) for ref in refs] + [(board.line(ref), True) for ref in analog]
         infos = [info for info, _ in wanted]
@@ -264,11 +274,11 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
         # so the first readings (a digital line's initial level) are not missed.
         flags = {info.line_id: _input_flags(info, pullup, as_analog) for info, as_analog in wanted}
         modes = {info.line_id: info.resolve_mode(flags[info.line_id]) for info in infos}
-        collection = Collection.create(output, name or _default_name(), generator=f"hwlink {__version__}",
+        check_unused(target)  # again: the board may have taken a while to open
+        collection = Collection.create(target, generator=f"hwlink {__version__}",
                                        attributes={"board": board.url, "lines": [info.name for info in infos],
-                                                   "machine_node": f"{socket.gethostname()} [{platform.system()} "
-                                                                   f"{platform.release()}]",
-                                                   "clock_start_monotonic_ns": board.clock.start_ns})
+                                                   **host_attributes(), **clock_start_attributes(board.clock),
+                                                   "boards": [board_attributes(board)]})
         recorder = Recorder(board, collection, modes)
         if lsl:
             from hwlink.cli.lsl_publish import RecordPublisher
@@ -338,6 +348,7 @@ def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineMode
     recorder.collection.update_attributes({
         "recording_length_msec": elapsed_ms, "recording_start": started_wall.isoformat(timespec="seconds"),
         "success": failure is None, "stopped_early": outcome == "stopped",
+        "end_reason": {"recorded": "duration", "stopped": "interrupted"}.get(outcome, "failed"),
         "failure_reason": None if failure is None else str(failure),
     })
     return outcome, failure

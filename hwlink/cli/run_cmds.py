@@ -9,6 +9,7 @@ import click
 
 from hwlink import platform
 from hwlink.cli.common import DURATION
+from hwlink.cli.common import check_unused, collection_path
 from hwlink.units import format_usec
 
 
@@ -16,12 +17,18 @@ from hwlink.units import format_usec
 @click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--duration", type=DURATION, default=None, help="Stop after this long (overrides the file's).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Collection directory to create (default: NAME-DATE-TIME in the current directory).")
-def run_command(experiment: Path, duration: int | None, output: Path | None) -> None:
+              help="The collection directory to create, e.g. sessions/mouse01 (as in `hwlink record -o`).")
+@click.option("--name", default=None,
+              help="Without -o: create the collection NAME in the current directory (default: the experiment's "
+                   "name and the date and time).")
+def run_command(experiment: Path, duration: int | None, output: Path | None, name: str | None) -> None:
     """Run EXPERIMENT (a TOML file) until its duration, an error, or Ctrl-C / SIGTERM (twice forces)."""
     from hwlink.runtime import Engine
 
-    engine = Engine(experiment, output, duration_usec=duration)
+    if output is not None and name is not None:
+        collection_path(output, name, "")  # the one-line explanation
+    engine = Engine(experiment, output if output is not None else name, duration_usec=duration)
+    check_unused(engine.output)
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
         if engine.stopping:

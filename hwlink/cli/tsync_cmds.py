@@ -161,7 +161,11 @@ def _text_output(path: str | None) -> Iterator[TextIO]:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True), help="PNG file.")
 def plot_command(file: str, output: str) -> None:
-    """Plot the offset and the drift over the run of FILE into a PNG (needs matplotlib: hwlink[plot])."""
+    """Plot the offset and the drift over the run of FILE into a PNG (needs matplotlib: hwlink[plot]).
+
+    Drift is in ppm with hwlink's sign (+ = device clock fast, as ``skew_ppm``), the robust slope of the offset
+    over windows of at least 10 s (the whole file if it is shorter): rows a few ms apart say nothing about a rate.
+    """
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -172,14 +176,14 @@ def plot_command(file: str, output: str) -> None:
     if len(data) < 2:
         raise UserError(f"{file}: needs at least 2 entries to plot, has {len(data)}")
     x_label, x_us, offset_us = _offset_series(data)
-    drift_ppm = np.diff(offset_us) / np.diff(x_us) * 1e6 if np.all(np.diff(x_us) > 0) else None
+    centres_us, drift_ppm, window_us = drift_series(x_us, offset_us)
     figure, axes = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
     axes[0].plot(x_us / 1e6, offset_us / 1e3, ".-", markersize=3)
     axes[0].set_ylabel("offset (ms)")
     axes[0].set_title(f"{Path(file).name}: {data.time_names[1]} vs {data.time_names[0]} ({data.mode.name})")
-    if drift_ppm is not None:
-        axes[1].step(x_us[1:] / 1e6, drift_ppm, where="pre")
-    axes[1].set_ylabel("drift (ppm)")
+    axes[1].plot(centres_us / 1e6, drift_ppm, ".-" if drift_ppm.size > 1 else "o")
+    axes[1].set_ylabel("drift (ppm, + = device fast)")
+    axes[1].set_title(f"drift over {window_us / 1e6:.3g} s windows", fontsize="small")
     axes[1].set_xlabel(x_label)
     for axis in axes:
         axis.grid(alpha=0.3)
@@ -187,6 +191,43 @@ def plot_command(file: str, output: str) -> None:
     figure.savefig(output, dpi=100)
     plt.close(figure)
     click.echo(f"wrote {output}")
+
+
+MIN_DRIFT_WINDOW_US = 10_000_000
+_DRIFT_POINTS = 200  # window centres plotted
+_POINTS_PER_WINDOW = 48  # rows per window used for the slope (evenly picked)
+
+
+def drift_series(x_us: np.ndarray, offset_us: np.ndarray, min_window_us: float = MIN_DRIFT_WINDOW_US
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Drift (ppm, + = device fast) at window centres: (centres µs, drift ppm, window µs).
+
+    ``offset_us`` is master minus device time, so a fast device makes it fall: drift = -d(offset)/dx. The window
+    is ``min_window_us`` or a fiftieth of the file, whichever is longer (the whole file if that is shorter); in
+    each, the slope is the median of the slopes between rows at least a quarter window apart (Theil-Sen), so
+    rows a few ms apart, and a synchronizer's first settling rows, do not pass for a rate.
+    """
+    x = (np.asarray(x_us, dtype=np.float64) - float(x_us[0])) / 1e6  # seconds, small numbers
+    y = np.asarray(offset_us, dtype=np.float64)
+    span = float(x[-1] - x[0]) if x.size else 0.0
+    window = max(min_window_us / 1e6, span / 50)
+    if span <= window:
+        centres, window = np.array([0.5 * (x[0] + x[-1])]), span
+    else:
+        centres = np.linspace(x[0] + window / 2, x[-1] - window / 2, _DRIFT_POINTS)
+    lo = np.searchsorted(x, centres - window / 2, side="left")
+    hi = np.searchsorted(x, centres + window / 2, side="right")
+    drift = np.full(centres.shape, np.nan)
+    for k, (start, stop) in enumerate(zip(lo.tolist(), hi.tolist())):
+        pick = np.unique(np.linspace(start, stop - 1, min(stop - start, _POINTS_PER_WINDOW)).round().astype(int))
+        if pick.size < 2:
+            continue
+        dx = x[pick][None, :] - x[pick][:, None]
+        dy = y[pick][None, :] - y[pick][:, None]
+        far = dx >= max(window / 4, 1e-9) if pick.size > 2 else dx > 0
+        if far.any():
+            drift[k] = -float(np.median(dy[far] / dx[far]))  # µs per s = ppm
+    return centres * 1e6 + float(x_us[0]), drift, window * 1e6
 
 
 def _offset_series(data: TSyncFile) -> tuple[str, np.ndarray, np.ndarray]:
@@ -239,7 +280,7 @@ def correct_command(input_path: str, tsync_file: str | None, output: str | None,
         if source.is_dir():
             from hwlink.edl_correction import correct_edl_dataset
 
-            written = correct_edl_dataset(source, mapping=mapping, output_dir=output, column=column or 0,
+            written = correct_edl_dataset(source, mapping=mapping, output_dir=output, column=column,
                                           hdf5_dataset=dataset, scale=scale, progress=progress)
             message = "wrote " + ", ".join(written)
         elif suffix in _HDF5_SUFFIXES:
@@ -267,6 +308,9 @@ def correct_command(input_path: str, tsync_file: str | None, output: str | None,
         elif suffix in _CSV_SUFFIXES:
             if column is None:
                 raise UserError("a CSV input needs --column (a name or 0-based index)")
+            from hwlink.edl_correction import device_clock_column
+
+            device_clock_column(source, column)  # an hwlink table's master-clock column is refused
             target = Path(output) if output else source.with_name(f"{source.stem}_master{source.suffix}")
             rows = correct_csv(source, target, column, mapping, new_column=new_column, scale=scale,
                                progress=progress)

@@ -494,6 +494,15 @@ class NidaqBoard(Board):
                 return
             self._call(self._physical(info), entry[1].write_one_sample_one_line, bool(level))
 
+    def analog_input_scale(self, line_id: int) -> tuple[float, float]:
+        """(volts at code 0, volts per code) of the codes AI LineReadings carry: volts = first + code * second."""
+        low, high = self._ai_range
+        return low, (high - low) / (2 ** self._ai_bits - 1)
+
+    @property
+    def analog_input_rate_hz(self) -> float:
+        return self.config.ai_rate_hz
+
     def code_to_volts(self, code: int) -> float:
         low, high = self._ao_range
         return low + (high - low) * code / (2 ** self._ao_bits - 1)

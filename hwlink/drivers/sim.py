@@ -25,7 +25,7 @@ URL query parameters (all optional), e.g. ``sim://?loopback=13:2&drift_ppm=50&la
 ``aN``             generator of analog input N: ``sine:FREQ[:AMPLITUDE[:MEAN]]``, ``noise[:SD[:MEAN]]``,
                    ``step:AT[:LOW[:HIGH]]``, ``const:VALUE`` (default: sine at 0.5 Hz, amplitude 400 around 512)
 ``dN``             external signal on digital input N: ``square:FREQ[:DUTY]``
-``fail_after``     the board "disconnects" after this run time (to exercise error handling)
+``fail_after``     the board "disconnects" this long after it was opened (to exercise error handling)
 =================  ==========================================================================================
 """
 
@@ -34,6 +34,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -253,19 +254,35 @@ class SimBoard(Board):
         self._sequence = itertools.count()
         self._cond = threading.Condition()
         self._running = True
-        now = self.opened_usec = self.clock.now_usec()
+        # The device's world runs on "board time": µs since the board was opened, on CLOCK_MONOTONIC. It does
+        # not move when a run sets its master clock's zero after opening its boards (``hwlink run`` does), so
+        # device times start at the clock offset and fail_after counts from the opening, whatever the master.
+        self._opened_ns = time.monotonic_ns()
         with self._cond:
-            self._push(now + self._analog_period_master(), "sample", None)
+            self._push(self._analog_period_master(), "sample", None)
             for line, wave in config.digital.items():
-                self._push(now + 1e6 / wave.frequency_hz * (1 - wave.duty), "square", (line, 1))
+                self._push(1e6 / wave.frequency_hz * (1 - wave.duty), "square", (line, 1))
             if config.fail_after_usec is not None:
-                self._push(float(now + config.fail_after_usec), "fail", None)
+                self._push(float(config.fail_after_usec), "fail", None)
         self._thread = threading.Thread(target=self._device_loop, name="hwlink-sim", daemon=True)
         self._thread.start()
 
     @classmethod
     def open(cls, url: str, clock: MasterClock | None = None) -> SimBoard:
         return cls(SimConfig.from_url(url), url, clock)
+
+    @property
+    def opened_usec(self) -> int:
+        """When the board was opened, on its master clock (negative if the clock's zero was set later)."""
+        return (self._opened_ns - self.clock.start_ns) // 1000
+
+    @property
+    def firmware(self) -> str:
+        return "hwlink sim"
+
+    def _board_usec(self) -> int:
+        """Now in board time (µs since the board was opened)."""
+        return (time.monotonic_ns() - self._opened_ns) // 1000
 
     # ----- the outside world (test seam) ----------------------------------------------------------------
     def drive_input(self, line: int | str, level: int) -> None:
@@ -275,7 +292,7 @@ class SimBoard(Board):
             raise ConfigError(f"line {info.label} is not a digital input")
         with self._cond:
             self._external[info.line_id] = 1 if level else 0
-            self._update_inputs(self.clock.now_usec())
+            self._update_inputs(self._board_usec())
 
     def set_analog_input(self, line: int | str, code: int | None) -> None:
         """Hold an analog input at ``code`` (None returns it to its generator)."""
@@ -293,7 +310,7 @@ class SimBoard(Board):
     def disconnect(self, message: str = "simulated board disconnected") -> None:
         """Make the board die as a USB unplug would."""
         with self._cond:
-            self._push(float(self.clock.now_usec()), "fail", message)
+            self._push(float(self._board_usec()), "fail", message)
 
     # ----- driver hooks ---------------------------------------------------------------------------------
     def _apply_mode(self, info: LineInfo, mode: LineMode) -> None:
@@ -302,13 +319,13 @@ class SimBoard(Board):
                 self._levels[info.line_id] = 0
             self._inputs_seen.pop(info.line_id, None)
             self._modes[info.line_id] = mode
-            self._update_inputs(self.clock.now_usec())
+            self._update_inputs(self._board_usec())
 
     def _write_digital(self, line_id: int, level: int) -> None:
         with self._cond:
             self._check_alive()
             self._levels[line_id] = level
-            self._update_inputs(self.clock.now_usec())
+            self._update_inputs(self._board_usec())
 
     def _write_analog(self, line_id: int, value: int) -> None:
         with self._cond:
@@ -351,7 +368,7 @@ class SimBoard(Board):
 
     def _send(self, line_id: int, value: int, event_usec: float) -> None:
         """Device stamps the observation, then it travels to the host."""
-        device_time = int(self.config.device_clock.device_time_int(event_usec - self.opened_usec))
+        device_time = int(self.config.device_clock.device_time_int(event_usec))
         arrival = float(self.config.latency.arrival_times(np.array([event_usec]), self._rng)[0])
         arrival = max(arrival, self._last_arrival)
         self._last_arrival = arrival
@@ -371,8 +388,7 @@ class SimBoard(Board):
                 if self._modes.get(line_id) is LineMode.ANALOG_IN:
                     code = self._analog_override.get(line_id)
                     if code is None:
-                        since_open = np.array([due - self.opened_usec])
-                        code = int(self._analog[line_id].values(since_open, self._rng)[0])
+                        code = int(self._analog[line_id].values(np.array([due]), self._rng)[0])
                     self._send(line_id, code, due)
             self._push(due + self._analog_period_master(), "sample", None)
         elif kind == "square":
@@ -398,7 +414,7 @@ class SimBoard(Board):
                     self._cond.wait()
                     continue
                 due = self._events[0][0]
-                wait_usec = due - self.clock.now_usec()
+                wait_usec = due - self._board_usec()
                 if wait_usec > 0:
                     self._cond.wait(coarse_timeout(wait_usec / 1e6))
                     continue

@@ -76,7 +76,11 @@ class BoardModule(Module):
         self.signals.set_metadata(self.signals.metadata)
         if self.board is not None and self.board.has_device_clock:
             dataset = self.ctx.dataset(self.name, module=self.name)
+            dataset.update_attributes({"board": self.url, "contents": "the board's clock sync only (aux tsync: "
+                                       "device time -> master time); its readings are in the datasets of the "
+                                       "recorders connected to it"})
             synchronizer = SecondaryClockSynchronizer(id=self.name)
+            synchronizer.set_collection_id(self.ctx.collection.collection_id if self.ctx.collection else None)
             synchronizer.set_tsync_file_path(dataset.add_aux_file(
                 f"{self.name}-clock.tsync", key="clock-sync", summary="device clock -> master clock"))
             if self._timestamps == "arrival":

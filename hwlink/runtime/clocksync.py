@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from hwlink.errors import HwlinkError
@@ -30,6 +31,8 @@ class ScriptClockSynchronizer(SecondaryClockSynchronizer):
                 dataset = module_dataset(self._host)
                 self.set_tsync_file_path(dataset.add_aux_file(f"{self.id}.tsync", key=f"tsync-{self.id}",
                                                               summary=f"clock sync {self.id}"))
+            if self._host.run_uuid:  # the run's collection id, in the tsync header as Syntalos writes it
+                self.set_collection_id(uuid.UUID(bytes=self._host.run_uuid))
             return super().start()
         except HwlinkError as error:
             raise SyntalosPyError(str(error)) from None

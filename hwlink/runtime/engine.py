@@ -20,12 +20,15 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from hwlink import __version__
 from hwlink.clock import MasterClock
+from hwlink.drivers.info import board_attributes, clock_start_attributes, host_attributes
 from hwlink.edl import Collection, CreateFlag, Dataset, uuid7
 from hwlink.edl.tree import sanitize_name
 from hwlink import platform
@@ -84,6 +87,7 @@ class Engine:
         self.output = Path(output) if output is not None else Path(f"{self.experiment.name}-{stamp}")
         self.out = out or sys.stderr
         self.clock = MasterClock()
+        self._log_origin_ns = self.clock.start_ns  # run.log times: seconds since the engine was created
         self.run_uuid = uuid7().bytes
         self.collection: Collection | None = None
         self.failure: str | None = None
@@ -152,7 +156,9 @@ class Engine:
                     log.write(line + "\n")
                     log.flush()
                 if self._run_log is not None and stream != "stdout":
-                    self._run_log.write(f"{self.clock.now_usec() / 1e6:10.3f} [{module}] {line}\n")
+                    # one clock for the whole log (the master clock's zero is only set at start)
+                    self._run_log.write(f"{(clock_ns() - self._log_origin_ns) / 1e9:10.3f} "
+                                        f"[{module}] {line}\n")
                     self._run_log.flush()
 
     def dataset(self, name: str, group: str = "", module: str = "") -> Dataset:
@@ -329,7 +335,12 @@ class Engine:
         self.request_stop("forced")
 
     def _open_collection(self) -> None:
-        self.collection = Collection.create(self.output, attributes={"experiment": self.experiment.name})
+        boards = [board_attributes(m.board) for m in self.modules.values()
+                  if isinstance(m, BoardModule) and m.board is not None]
+        self.collection = Collection.create(self.output, generator=f"hwlink {__version__}",
+                                            collection_id=uuid.UUID(bytes=self.run_uuid),
+                                            attributes={"experiment": self.experiment.name, **host_attributes(),
+                                                        "boards": boards})
         self._run_dataset = self.collection.create_dataset(RUN_DATASET)
         shutil.copyfile(self.experiment.path, self._run_dataset.set_data_file(
             self.experiment.path.name, summary="the experiment file of this run"))
@@ -394,10 +405,14 @@ class Engine:
             self._started_modules.append(module)
             self._step(module, module.start)
         self._started = True
-        self.log("engine", "started", "engine")
+        if self.collection is not None:
+            self.collection.update_attributes(clock_start_attributes(self.clock))
+        zero = (self.clock.start_ns - self._log_origin_ns) / 1e9
+        self.log("engine", f"started (master clock zero at log time {zero:.3f} s)", "engine")
         with self._print_lock:  # clock, priorities obtained, worker IPC: recorded in the run log, never dropped
             if self._run_log is not None:
-                self._run_log.write(f"{self.clock.now_usec() / 1e6:10.3f} [engine] {platform.summary()}\n")
+                self._run_log.write(f"{(clock_ns() - self._log_origin_ns) / 1e9:10.3f} [engine] "
+                                    f"{platform.summary()}\n")
                 self._run_log.flush()
         if self.on_started is not None:
             self.on_started(self)
@@ -437,7 +452,19 @@ class Engine:
             self._run_log.close()
             self._run_log = None
         if self.collection is not None:
+            reason = "failed" if self.failure else (self._stop_reason or "finished")
+            ended: dict[str, Any] = {"end_reason": reason, "success": self.failure is None,
+                                     "failed_module": self.failed_module, "failure_reason": self.failure}
+            if self._started:
+                ended["recording_length_msec"] = self.clock.now_usec() // 1000
+            self._guard_collection(lambda: self.collection.update_attributes(ended))  # type: ignore[union-attr]
             self.collection.close()
+
+    def _guard_collection(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as error:  # a full disk must not keep the collection from closing
+            self.log("engine", f"error while writing the collection's attributes: {error}", "engine")
 
     def _step(self, module: Module, step: Callable[[], None]) -> None:
         """A module that cannot prepare or start (a device refusing a line mode, a full disk) fails the run."""

@@ -413,7 +413,9 @@ def correct_csv(
         header = next(csv.reader([first_line], delimiter=sep))
         position = _column_position(header, column, source)
         writer = csv.writer(output_file, delimiter=sep, lineterminator="\n")
-        writer.writerow(header + [new_column] if new_column else header)
+        # The corrected values are master µs, whatever unit the column had: a replaced column says so in its name.
+        writer.writerow(header + [new_column] if new_column else
+                        header[:position] + [master_column_name(header[position])] + header[position + 1:])
         rows_done = 0
         line_number = 1
         for chunk in _row_chunks(csv.reader(input_file, delimiter=sep), chunk_rows):
@@ -438,6 +440,11 @@ def correct_csv(
             if progress is not None:
                 progress(min(input_file.buffer.tell(), total), total)
     return rows_done
+
+
+def master_column_name(name: str) -> str:
+    """The header of a column replaced by its master-clock µs values: ``Time`` -> ``Time_master_us``."""
+    return name if name.endswith("_master_us") else f"{name}_master_us"
 
 
 def _is_number_at(row: list[str], position: int) -> bool:

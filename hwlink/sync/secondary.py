@@ -79,11 +79,12 @@ class SyncPointRecorder:
     The previous pair is written first, closing the last linear piece where it was still accurate.
     """
 
-    def __init__(self, path: Path, module_name: str, tolerance_usec: int) -> None:
+    def __init__(self, path: Path, module_name: str, tolerance_usec: int, collection_id: object = None) -> None:
         from hwlink.sync.tsync import TSyncFileMode, TSyncWriter  # the writer lives with the file format
 
         self.writer = TSyncWriter(path, mode=TSyncFileMode.SYNCPOINTS, time_names=("device-time", "master-time"),
-                                  module_name=module_name, tolerance_us=tolerance_usec)
+                                  module_name=module_name, tolerance_us=tolerance_usec,
+                                  collection_id=collection_id)  # type: ignore[arg-type]
         self._row: tuple[int, int, float] | None = None  # device, master, slope at the last row
         self._previous: tuple[int, int] | None = None  # last pair seen, if not written
 
@@ -122,6 +123,7 @@ class SyncPointOutput:
         self._strategy_bits = _FWD | _BWD  # a plain int: IntFlag operators cost a microsecond each
         self._tolerance_usec = SECONDARY_CLOCK_TOLERANCE_USEC
         self._tsync_path: Path | None = None
+        self._collection_id: object = None  # the EDL collection the tsync file belongs to (written in its header)
         self._recorder: SyncPointRecorder | None = None
         self._started = False
         self._stopped = False
@@ -138,6 +140,10 @@ class SyncPointOutput:
         path = Path(path)
         self._tsync_path = path if path.suffix == ".tsync" else path.with_name(path.name + ".tsync")
         self._strategy_bits |= _TSYNC
+
+    def set_collection_id(self, collection_id: object) -> None:
+        """The id (UUID) of the EDL collection the tsync file goes into, for its header (as Syntalos writes it)."""
+        self._collection_id = collection_id
 
     @property
     def strategies(self) -> TimeSyncStrategy:
@@ -159,7 +165,8 @@ class SyncPointOutput:
         if self._strategy_bits & _TSYNC:
             if self._tsync_path is None:
                 raise ConfigError(f"synchronizer {self.id}: WRITE_TSYNCFILE needs set_tsync_file_path(path)")
-            self._recorder = SyncPointRecorder(self._tsync_path, f"hwlink::{self.id}", self._tolerance_usec)
+            self._recorder = SyncPointRecorder(self._tsync_path, f"hwlink::{self.id}", self._tolerance_usec,
+                                               self._collection_id)
         self._started = True
         return True
 
@@ -282,7 +289,12 @@ class SecondaryClockSynchronizer(SyncPointOutput):
 
     @property
     def clock_correction_offset(self) -> int:
-        """How far the offset-shifted device time is ahead of the estimate, µs (negative: device clock slow)."""
+        """What the device clock has gained on the master clock since calibration, µs (negative: device slow).
+
+        The device-minus-master offset now is ``expected_offset_to_master_usec + clock_correction_offset``; e.g. a
+        device 2 s ahead and 50 ppm fast reads ≈ 1 999 850 (2 s, plus 1 s of drift, less the unseen minimum
+        latency of 200 µs) and, 20 s in, ≈ +950 (50 ppm × the 19 s since calibration).
+        """
         return self._correction
 
     clock_correction_offset_usec = clock_correction_offset

@@ -32,18 +32,24 @@ import inspect
 import itertools
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-import nidaqmx
-import nidaqmx.utils
-from nidaqmx._base_interpreter import BaseEventHandler, BaseInterpreter
-from nidaqmx.constants import AcquisitionType, ChannelType, FillMode, Level, ProductCategory
-from nidaqmx.errors import DaqError, DaqReadError, DaqWriteError
+try:
+    import nidaqmx
+    import nidaqmx.utils
+    from nidaqmx._base_interpreter import BaseEventHandler, BaseInterpreter
+    from nidaqmx.constants import AcquisitionType, ChannelType, FillMode, Level, ProductCategory
+    from nidaqmx.errors import DaqError, DaqReadError, DaqWriteError
+except ImportError as _missing:
+    if __name__ == "__main__":  # `python -m hwlink.testing.nidaq_sim ...` without the package: one line, exit 2
+        print(f"error: the NI-DAQmx simulation needs NI's nidaqmx package: pip install 'hwlink[nidaq]' "
+              f"({_missing})", file=sys.stderr)
+        sys.exit(2)
+    raise
 
 from hwlink.platform import clock_ns
 
