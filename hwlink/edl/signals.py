@@ -79,12 +79,13 @@ class _Column:
         # here (padded to a whole chunk) and written again, completed, by the next burst.
         self.partial = None if compression else np.empty((chunk_rows, *tail), dtype=self.dtype)
         self.partial_rows = 0
+        self._tail = tail
+        self._zeros = (0,) * len(tail)
 
     def write(self, source: np.ndarray, start: int, count: int) -> None:
         """Write rows ``source[0:count]`` as the dataset's rows ``start:start + count`` (appended in order)."""
-        self.dataset.resize(start + count, axis=0)
-        if self.partial is None or self.dataset.dtype.byteorder == ">" or \
-                start % self.chunk_rows != self.partial_rows:
+        self.dataset.id.set_extent((start + count, *self._tail))
+        if self.partial is None or start % self.chunk_rows != self.partial_rows:
             self.dataset.write_direct(source, np.s_[0:count], np.s_[start:start + count])
             self.partial_rows = (start + count) % self.chunk_rows
             if self.partial is not None and self.partial_rows:  # keep the rows a later chunk write repeats
@@ -96,7 +97,7 @@ class _Column:
             return
         chunk = self.chunk_rows
         write_chunk = self.dataset.id.write_direct_chunk
-        tail = (0,) * (self.dataset.ndim - 1)
+        tail = self._zeros
         done = 0
         if self.partial_rows:  # complete the chunk the previous burst ended inside
             take = min(chunk - self.partial_rows, count)
