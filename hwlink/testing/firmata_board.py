@@ -576,8 +576,9 @@ class SoftFirmataBoard:
         if not force and self._last_sent_ports.get(port, 0) == value:
             return 0
         self._last_sent_ports[port] = value
+        sent_at = time.monotonic_ns()  # before the write: a client may see the bytes before write() returns
         self._send(fp.digital_message(port, value))
-        return time.monotonic_ns()
+        return sent_at
 
     def _update_inputs(self) -> int:
         sent_at = time.monotonic_ns()
