@@ -176,3 +176,42 @@ def pipe_one_way_items(count: int = 300_000, size: int = 32) -> float:
 
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
+
+
+def pipe_wakeup_latency(count: int = 500, interval_s: float = 0.01) -> list[float]:
+    """One-way latency (s) of a 30-byte ``os.pipe`` message to a process blocked in ``read``, messages
+    ``interval_s`` apart (an event-driven path: the receiver sleeps between events, unlike a ping-pong flood).
+
+    Both ends stamp with ``time.perf_counter_ns`` (CLOCK_MONOTONIC, shared by the processes)."""
+    data_r, data_w = os.pipe()
+    back_r, back_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(data_w)
+            os.close(back_r)
+            delays = []
+            while True:
+                data = os.read(data_r, 30)
+                now = time.perf_counter_ns()
+                if len(data) < 8:
+                    break
+                delays.append(now - int.from_bytes(data[:8], "little"))
+            os.write(back_w, np.array(delays, dtype=np.int64).tobytes())
+        finally:
+            os._exit(0)
+    os.close(data_r)
+    os.close(back_w)
+    try:
+        for _ in range(count):
+            time.sleep(interval_s)
+            os.write(data_w, time.perf_counter_ns().to_bytes(8, "little") + b"x" * 22)
+    finally:
+        os.close(data_w)
+    chunks = []
+    while chunk := os.read(back_r, 1 << 16):
+        chunks.append(chunk)
+    os.close(back_r)
+    os.waitpid(pid, 0)
+    delays = np.frombuffer(b"".join(chunks), dtype=np.int64) / 1e9
+    return delays[count // 10:].tolist()
