@@ -364,7 +364,8 @@ def throughput(folder: Path, items: int, direction: str, execute_commands: bool 
             time.sleep(0.05)
         time.sleep(0.5)
 
-    engine = run_engine(folder, f"throughput-{direction}-{execute_commands}", text, flood)
+    runs = len(list(folder.glob(f"throughput-{direction}-{execute_commands}-*.toml")))
+    engine = run_engine(folder, f"throughput-{direction}-{execute_commands}-{runs}", text, flood)
     if direction == "in":
         log = script_log(engine, "flood")
         received, first, last = (int(v) for v in log.split("RECEIVED", 1)[1].split()[:3])
