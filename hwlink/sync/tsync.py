@@ -699,7 +699,8 @@ def _read_in_place(file: BinaryIO, result: TSyncFile, header: TSyncHeader, paylo
     errors of :func:`_decode_blocks`. Returns False (nothing kept) when the file shrinks while being read, for
     :func:`_decode_blocks` to handle what is there.
     """
-    if sys.byteorder != "little" or not set(header.data_types) <= _NATIVE_TYPES or payload_size <= 0:
+    if (sys.byteorder != "little" or not hasattr(os, "preadv") or not set(header.data_types) <= _NATIVE_TYPES
+            or payload_size <= 0):
         return False
     path = result.path
     width = 16
