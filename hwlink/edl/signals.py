@@ -143,8 +143,10 @@ class _ColumnFile:
         row_bytes = sum(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width, _ in columns)
         widest = max(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width, _ in columns)
         chunk = chunk_rows or max(256, CHUNK_BYTES // widest)
-        # A whole number of chunks, so each burst writes whole chunks (at most the last one partial).
-        self._buffer_rows = max(1, _BUFFER_BYTES // row_bytes // chunk) * chunk
+        rows = max(256, _BUFFER_BYTES // row_bytes)
+        # A whole number of chunks where a chunk fits, so each burst writes whole chunks (the last one may be
+        # partial); a chunk larger than the buffer leaves the buffer's size as it is.
+        self._buffer_rows = rows // chunk * chunk if chunk <= rows else rows
         try:
             self._file = h5py.File(self.path, "w-")
         except (OSError, ValueError) as error:
