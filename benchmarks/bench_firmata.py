@@ -207,7 +207,8 @@ def software_board(events: int, idle_s: float, rounds: int) -> None:
                         client.close()
                 board.call("reboot", 0.0)
     print(f"### Software Firmata board (pty, board in a child process; {events} events per client and round, "
-          f"{rounds} rounds alternated (pymata4 with RT: one), percentiles over all rounds; idle {idle_s:.0f} s; {harness.load()})\n")
+          f"{rounds} rounds alternated (pymata4 with RT: one), percentiles over all rounds; idle {idle_s:.0f} s; "
+          f"{harness.load()})\n")
     print("The board stamps each port report just before writing it (so no callback can precede its stamp), and the "
           "client stamps each write just before calling it. 'RT': the client's reader thread(s) at SCHED_FIFO.\n")
     print("| client | RT | input -> callback p50 / p99 / max (µs) | callbacks before the stamp | "

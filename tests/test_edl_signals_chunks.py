@@ -13,8 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hwlink.edl import LineReadingWriter, SignalWriter
-from hwlink.edl import signals
+from hwlink.edl import LineReadingWriter, SignalWriter, signals
 
 READ = """
 import sys, h5py, numpy as np
