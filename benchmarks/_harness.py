@@ -215,3 +215,48 @@ def pipe_wakeup_latency(count: int = 500, interval_s: float = 0.01) -> list[floa
     os.waitpid(pid, 0)
     delays = np.frombuffer(b"".join(chunks), dtype=np.int64) / 1e9
     return delays[count // 10:].tolist()
+
+
+def pty_wakeup_latency(count: int = 500, interval_s: float = 0.002, real_time: bool = False) -> list[float]:
+    """One-way latency (s) of a 3-byte message (a Firmata port report's size) written by another process into a
+    pty's master and read, raw, from its slave by this thread blocked in ``read``, ``interval_s`` apart; with
+    ``real_time`` the reading thread runs at SCHED_FIFO meanwhile (as a driver's reader asks for)."""
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    stamps_r, stamps_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(slave)
+            os.close(stamps_r)
+            for _ in range(count):
+                time.sleep(interval_s)
+                os.write(stamps_w, time.perf_counter_ns().to_bytes(8, "little"))
+                os.write(master, b"\x90\x04\x00")
+        finally:
+            os._exit(0)
+    os.close(stamps_w)
+    previous = os.sched_getscheduler(0), os.sched_getparam(0)
+    if real_time:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        except OSError:
+            pass
+    delays = []
+    try:
+        for _ in range(count):
+            got = 0
+            while got < 3:
+                got += len(os.read(slave, 3 - got))
+            now = time.perf_counter_ns()
+            sent = int.from_bytes(os.read(stamps_r, 8), "little")
+            delays.append((now - sent) / 1e9)
+    finally:
+        os.sched_setscheduler(0, previous[0], previous[1])
+        os.close(slave)
+        os.close(master)
+        os.close(stamps_r)
+        os.waitpid(pid, 0)
+    return delays[count // 10:]

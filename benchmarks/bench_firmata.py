@@ -224,6 +224,10 @@ def software_board(events: int, idle_s: float, rounds: int) -> None:
               f"{np.max(inputs):.0f} | {int((inputs < 0).sum())} | {_p(writes, 50):.0f} / {_p(writes, 99):.0f} | "
               f"{idle:.2f} | {sum(int(run['lost']) for run in runs)} / "
               f"{sum(int(run['write_missing']) for run in runs)} |")
+    for rt in settings:  # floor: the same bytes through a pty to a reader blocked in read, no Firmata parsing
+        floor = np.array(harness.pty_wakeup_latency(events, 0.002, real_time=rt)) * 1e6
+        print(f"| floor: 3 bytes through a pty to a thread blocked in `read` | {'yes' if rt else 'no'} | "
+              f"{_p(floor, 50):.0f} / {_p(floor, 99):.0f} / {np.max(floor):.0f} | 0 | | | |")
     for rt in settings:
         ours, theirs = pooled[("hwlink", rt)], pooled[("pymata4", rt)]
         print(f"\n{'With' if rt else 'Without'} real time: p99 input pymata4/hwlink "
