@@ -137,32 +137,105 @@ def _p(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def software_board(events: int, idle_s: float) -> None:
-    results: dict[str, dict[str, np.ndarray | float]] = {}
+@contextlib.contextmanager
+def real_time(enabled: bool):
+    """Both clients' reader threads at the same priority. hwlink's reader asks for SCHED_FIFO itself
+    (``make_thread_timely``); without real time it gets only the 1 µs timer slack. pymata4's threads inherit the
+    policy of the thread that creates them, so with real time the board is opened from a SCHED_FIFO thread."""
+    import hwlink.drivers.firmata as firmata_driver
+    from hwlink.drivers import realtime
+
+    original = firmata_driver.make_thread_timely
+    if not enabled:
+        def slack_only() -> bool:
+            with contextlib.suppress(OSError, AttributeError):
+                realtime.ctypes.CDLL(None).prctl(realtime.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+            return False
+
+        firmata_driver.make_thread_timely = slack_only
+    try:
+        yield
+    finally:
+        firmata_driver.make_thread_timely = original
+
+
+def _open_pymata4(path: str, rt: bool) -> Pymata4Client:
+    if not rt:
+        return Pymata4Client(path)
+    import os
+
+    previous = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    except OSError:
+        raise RuntimeError("real-time priority not permitted here (run as root or with an rtprio limit)") from None
+    try:
+        return Pymata4Client(path)
+    finally:
+        os.sched_setscheduler(0, previous[0], previous[1])
+
+
+def _rt_permitted() -> bool:
+    import os
+
+    try:
+        previous = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        os.sched_setscheduler(0, previous[0], previous[1])
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def software_board(events: int, idle_s: float, rounds: int) -> None:
+    """Every client in both priority settings, alternated round by round; percentiles pooled over rounds."""
+    from benchmarks import _harness as harness
+
+    settings = [True, False] if _rt_permitted() else [False]
+    configs = [(name, rt) for rt in settings for name in ("hwlink", "pymata4")]
+    results: dict[tuple[str, bool], list[dict[str, np.ndarray | float]]] = {config: [] for config in configs}
     with BoardProcess("pty") as board:
-        for make in (lambda: HwlinkClient(board.url), lambda: Pymata4Client(board.path)):
-            client = make()
-            try:
-                results[client.name] = measure_software(client, board, events, idle_s)
-            finally:
-                client.close()
-            board.call("reboot", 0.0)
-    ours, theirs = results["hwlink"], results["pymata4"]
-    print(f"### Software Firmata board (pty, board in a child process; {events} events each, idle {idle_s:.0f} s)\n")
-    print("| measurement | hwlink p50 | hwlink p99 | pymata4 p50 | pymata4 p99 | p99 pymata4/hwlink |")
-    print("|---|---|---|---|---|---|")
-    for key, label in (("input", "input change -> callback (µs)"), ("write", "write -> pin (µs)")):
-        a, b = ours[key], theirs[key]  # type: ignore[assignment]
-        print(f"| {label} | {_p(a, 50):.0f} | {_p(a, 99):.0f} | {_p(b, 50):.0f} | {_p(b, 99):.0f} | "
-              f"{_p(b, 99) / _p(a, 99):.1f}x |")
-    print(f"| idle CPU with a board open (% of a core) | {ours['idle']:.2f} | | {theirs['idle']:.1f} | | "
-          f"{float(theirs['idle']) / max(float(ours['idle']), 0.01):.0f}x |")
-    print(f"\nmax input latency: hwlink {np.max(ours['input']):.0f} µs, pymata4 {np.max(theirs['input']):.0f} µs; "
-          f"edges lost: hwlink {ours['lost']}, pymata4 {theirs['lost']}; writes not seen: hwlink "
-          f"{ours['write_missing']}, pymata4 {theirs['write_missing']}.")
-    goal_p99 = _p(ours["input"], 99) <= 1000 and _p(ours["write"], 99) <= 1000  # type: ignore[arg-type]
-    print(f"Goals (hwlink): p99 <= 1 ms {'met' if goal_p99 else 'NOT met'}; idle CPU <= 1 % "
-          f"{'met' if float(ours['idle']) <= 1 else 'NOT met'}.\n")
+        for round_index in range(rounds):
+            for name, rt in configs:
+                if name == "pymata4" and rt and round_index:
+                    continue  # its polling threads spin at 100 % of a core at SCHED_FIFO: one round only
+                with real_time(rt):
+                    client: Client = HwlinkClient(board.url) if name == "hwlink" else _open_pymata4(board.path, rt)
+                    try:
+                        results[(name, rt)].append(measure_software(client, board, events, idle_s))
+                    finally:
+                        client.close()
+                board.call("reboot", 0.0)
+    print(f"### Software Firmata board (pty, board in a child process; {events} events per client and round, "
+          f"{rounds} rounds alternated (pymata4 with RT: one), percentiles over all rounds; idle {idle_s:.0f} s; "
+          f"{harness.load()})\n")
+    print("The board stamps each port report just before writing it (so no callback can precede its stamp), and the "
+          "client stamps each write just before calling it. 'RT': the client's reader thread(s) at SCHED_FIFO.\n")
+    print("| client | RT | input -> callback p50 / p99 / max (µs) | callbacks before the stamp | "
+          "write -> pin p50 / p99 (µs) | idle CPU (% of a core) | edges lost / writes missing |")
+    print("|---|---|---|---|---|---|---|")
+    pooled = {}
+    for (name, rt), runs in results.items():
+        inputs = np.concatenate([np.asarray(run["input"]) for run in runs])
+        writes = np.concatenate([np.asarray(run["write"]) for run in runs])
+        idle = min(float(run["idle"]) for run in runs)
+        pooled[(name, rt)] = (inputs, writes, idle)
+        print(f"| {name} | {'yes' if rt else 'no'} | {_p(inputs, 50):.0f} / {_p(inputs, 99):.0f} / "
+              f"{np.max(inputs):.0f} | {int((inputs < 0).sum())} | {_p(writes, 50):.0f} / {_p(writes, 99):.0f} | "
+              f"{idle:.2f} | {sum(int(run['lost']) for run in runs)} / "
+              f"{sum(int(run['write_missing']) for run in runs)} |")
+    for rt in settings:  # floor: the same bytes through a pty to a reader blocked in read, no Firmata parsing
+        floor = np.array(harness.pty_wakeup_latency(events, 0.002, real_time=rt)) * 1e6
+        print(f"| floor: 3 bytes through a pty to a thread blocked in `read` | {'yes' if rt else 'no'} | "
+              f"{_p(floor, 50):.0f} / {_p(floor, 99):.0f} / {np.max(floor):.0f} | 0 | | | |")
+    for rt in settings:
+        ours, theirs = pooled[("hwlink", rt)], pooled[("pymata4", rt)]
+        print(f"\n{'With' if rt else 'Without'} real time: p99 input pymata4/hwlink "
+              f"{_p(theirs[0], 99) / _p(ours[0], 99):.1f}x, write {_p(theirs[1], 99) / _p(ours[1], 99):.1f}x; "
+              f"hwlink goals p99 <= 1 ms "
+              f"{'met' if _p(ours[0], 99) <= 1000 and _p(ours[1], 99) <= 1000 else 'NOT met'}, idle CPU <= 1 % "
+              f"{'met' if ours[2] <= 1 else 'NOT met'}.")
+    print()
 
 
 def hwlink_on_genuine(uno: SimavrUno, pulses: int, width: int, period: int, window_s: float
@@ -261,5 +334,5 @@ def genuine_firmware(pulses: int, window_s: float) -> None:
 
 
 def main(quick: bool) -> None:
-    software_board(events=150 if quick else 500, idle_s=1.0 if quick else 5.0)
+    software_board(events=150 if quick else 500, idle_s=1.0 if quick else 5.0, rounds=1 if quick else 2)
     genuine_firmware(pulses=20 if quick else 100, window_s=2.0 if quick else 10.0)

@@ -73,10 +73,49 @@ class _Column:
         for key, value in attrs.items():
             self.dataset.attrs[key] = _attr(value)
         self.buffer = np.empty((buffer_rows, *tail), dtype=self.dtype)
+        self.chunk_rows = chunk_rows
+        # Without a filter pipeline, whole chunks go to the file as they are (H5Dwrite_chunk): no chunk cache,
+        # no read-modify-write of a chunk a burst ends inside. The rows of that last, partial chunk are kept
+        # here (padded to a whole chunk) and written again, completed, by the next burst.
+        self.partial = None if compression else np.empty((chunk_rows, *tail), dtype=self.dtype)
+        self.partial_rows = 0
+        self._tail = tail
+        self._zeros = (0,) * len(tail)
 
     def write(self, source: np.ndarray, start: int, count: int) -> None:
-        self.dataset.resize(start + count, axis=0)
-        self.dataset.write_direct(source, np.s_[0:count], np.s_[start:start + count])
+        """Write rows ``source[0:count]`` as the dataset's rows ``start:start + count`` (appended in order)."""
+        self.dataset.id.set_extent((start + count, *self._tail))
+        if self.partial is None or start % self.chunk_rows != self.partial_rows:
+            self.dataset.write_direct(source, np.s_[0:count], np.s_[start:start + count])
+            self.partial_rows = (start + count) % self.chunk_rows
+            if self.partial is not None and self.partial_rows:  # keep the rows a later chunk write repeats
+                kept = min(self.partial_rows, count)
+                self.partial[self.partial_rows - kept:self.partial_rows] = source[count - kept:count]
+                if kept < self.partial_rows:
+                    self.partial[:self.partial_rows - kept] = \
+                        self.dataset[start + count - self.partial_rows:start + count - kept]
+            return
+        chunk = self.chunk_rows
+        write_chunk = self.dataset.id.write_direct_chunk
+        tail = self._zeros
+        done = 0
+        if self.partial_rows:  # complete the chunk the previous burst ended inside
+            take = min(chunk - self.partial_rows, count)
+            self.partial[self.partial_rows:self.partial_rows + take] = source[:take]
+            write_chunk((start - self.partial_rows, *tail), self.partial)
+            done = take
+            self.partial_rows += take
+            if self.partial_rows < chunk:
+                return
+        row = start + done
+        while count - done >= chunk:
+            write_chunk((row, *tail), source[done:done + chunk])
+            done += chunk
+            row += chunk
+        self.partial_rows = count - done
+        if self.partial_rows:
+            self.partial[:self.partial_rows] = source[done:count]  # the rest: earlier rows, beyond the extent
+            write_chunk((row, *tail), self.partial)
 
 
 def _describe(error: BaseException) -> str:
@@ -103,8 +142,11 @@ class _ColumnFile:
         self.path = Path(path)
         row_bytes = sum(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width, _ in columns)
         widest = max(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width, _ in columns)
-        self._buffer_rows = max(256, _BUFFER_BYTES // row_bytes)
         chunk = chunk_rows or max(256, CHUNK_BYTES // widest)
+        rows = max(256, _BUFFER_BYTES // row_bytes)
+        # A whole number of chunks where a chunk fits, so each burst writes whole chunks (the last one may be
+        # partial); a chunk larger than the buffer leaves the buffer's size as it is.
+        self._buffer_rows = rows // chunk * chunk if chunk <= rows else rows
         try:
             self._file = h5py.File(self.path, "w-")
         except (OSError, ValueError) as error:

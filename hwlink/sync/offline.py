@@ -160,39 +160,56 @@ class PiecewiseLinearMap:
 class _SegmentBins:
     """Segment index of unsorted values without a binary search per value.
 
-    Equal-width bins narrower than the closest two knots hold at most one knot each, so a table lookup by bin
-    is off by at most one segment, which two comparisons with the neighbouring knots correct. Knots too
-    unevenly spaced for a table of bounded size fall back to ``searchsorted``.
+    Equal-width bins, each mapped to the segment its start lies in; a value's segment is that one or up to
+    ``steps`` further on (the most knots one bin holds), found by as many vectorised comparisons with the next
+    knot, plus one back for a value rounded into the next bin. The table has at most ``_MAX_BINS`` entries so the
+    random lookups of unsorted values stay in cache (a table sized by the closest two knots grew to megabytes
+    for knots a few ms apart in an hour-long map, and missed the cache on every value). Knots too clustered for
+    a few steps fall back to ``searchsorted``.
     """
 
-    _MAX_BINS = 1 << 20
+    _MAX_BINS = 1 << 16
+    _MAX_STEPS = 4
+    _BLOCK = 8192
 
     def __init__(self, inner: np.ndarray) -> None:
         self.inner = inner
         self.table: np.ndarray | None = None
         if inner.size < 2:
             return
+        span = float(inner[-1] - inner[0])
         spacing = float(np.diff(inner).min())
-        bins = int((inner[-1] - inner[0]) / spacing) + 2
-        if bins > self._MAX_BINS:
+        if not (span > 0 and spacing > 0):
             return
+        bins = int(min(span / spacing + 2, self._MAX_BINS))
         self.low = float(inner[0])
-        self.scale = (bins - 1) / float(inner[-1] - inner[0])
+        self.scale = (bins - 1) / span
         starts = self.low + np.arange(bins) / self.scale
-        self.table = np.searchsorted(inner, starts, side="right").astype(np.intp)
+        table = np.searchsorted(inner, starts, side="right")
+        steps = int(np.diff(np.append(table, inner.size)).max())
+        if steps > self._MAX_STEPS:
+            return
+        self.steps = max(steps, 1)
+        self.table = table.astype(np.intp)
         # Segment s is [padded[s], padded[s + 1]); NaN ends compare False, so ±inf values land in the end segments.
         self.padded = np.concatenate([[np.nan], inner, [np.nan]])
+        self.padded_next = self.padded[1:]  # padded_next[s] is segment s's end
 
     def segments(self, values: np.ndarray) -> np.ndarray:
         if self.table is None:
             return np.searchsorted(self.inner, values, side="right")
-        position = (values - self.low) * self.scale
-        np.fmax(position, 0, out=position)  # fmax/fmin also turn NaN into a valid bin (its result stays NaN)
-        np.fmin(position, self.table.size - 1, out=position)
-        guess = self.table[position.astype(np.intp)]
-        guess -= values < self.padded[guess]
-        guess += values >= self.padded[guess + 1]
-        return guess
+        result = np.empty(values.shape, dtype=np.intp)
+        for start in range(0, values.size, self._BLOCK):  # temporaries of a block stay in L2
+            part = values[start:start + self._BLOCK]
+            position = (part - self.low) * self.scale
+            np.fmax(position, 0, out=position)  # fmax/fmin also turn NaN into a valid bin (its result stays NaN)
+            np.fmin(position, self.table.size - 1, out=position)
+            guess = np.take(self.table, position.astype(np.intp))  # take: faster than fancy indexing
+            guess -= part < np.take(self.padded, guess)
+            for _ in range(self.steps):
+                guess += part >= np.take(self.padded_next, guess)
+            result[start:start + self._BLOCK] = guess
+        return result
 
 
 def _affine(source: np.ndarray, slope: float, intercept: float, target: np.ndarray) -> None:

@@ -572,8 +572,9 @@ class SoftFirmataBoard:
         if not force and self._last_sent_ports.get(port, 0) == value:
             return 0
         self._last_sent_ports[port] = value
+        sent_at = clock_ns()  # before the write: a client may see the bytes before write() returns
         self._send(fp.digital_message(port, value))
-        return clock_ns()
+        return sent_at
 
     def _update_inputs(self) -> int:
         sent_at = clock_ns()
