@@ -60,7 +60,7 @@ def test_record_lsl_publishes_every_recorded_reading(tmp_path: Path) -> None:
     board = "sim://?d2=square:25Hz&drift_ppm=150&offset=1s&analog_interval=10ms&seed=4"
     process = subprocess.Popen(
         [sys.executable, "-c", RUN_CLI, "record", "-b", board, "--lines", "2,A0", "--duration", "2s",
-         "-o", str(tmp_path), "--name", name, "-q", "--lsl", "--lsl-wait", "20s"],
+         "-o", str(tmp_path / name), "-q", "--lsl", "--lsl-wait", "20s"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         inlet = inlet_for(name)

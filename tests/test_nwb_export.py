@@ -39,7 +39,7 @@ def usec(seconds: np.ndarray) -> np.ndarray:
 
 def test_record_collection(tmp_path: Path) -> None:
     code, output = run("record", "-b", "sim://?d2=square:20Hz&drift_ppm=100&analog_interval=5ms&seed=1",
-                       "--lines", "2,A0", "--duration", "1s", "-o", str(tmp_path), "--name", "rec", "-q")
+                       "--lines", "2,A0", "--duration", "1s", "-o", str(tmp_path / "rec"), "-q")
     assert code == 0, output
     collection = tmp_path / "rec"
     target = exported(collection, tmp_path / "rec.nwb", "--subject-id", "m1", "--species", "Mus musculus",

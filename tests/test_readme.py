@@ -24,6 +24,17 @@ NOT_RUN = {
     "python3.12 -m venv .venv": "creates the environment this test already runs in",
     "hwlink -b firmata:///dev/ttyACM0 latency": "needs hardware: an Arduino running Firmata on /dev/ttyACM0, OUT wired "
                                                 "to IN",
+    "hwlink -b 'lsl://?type=EEG' lines": "needs an LSL stream of type EEG in sight (tests/test_lsl.py runs the driver "
+                                         "against real pylsl outlets)",
+    "hwlink -b 'lsl://?name=Markers' read": "needs an LSL marker stream named Markers (tests/test_lsl.py)",
+    "hwlink -b 'lsl://?name=rig1-lines' record": "needs an LSL stream named rig1-lines (tests/test_lsl_outlets.py "
+                                                 "records one published by hwlink)",
+    "hwlink -b firmata:///dev/ttyACM0 record": "needs hardware: an Arduino running Firmata, on the rig PC of a "
+                                               "two-machine setup (test_two_hwlink_processes_one_clock runs the pair "
+                                               "on one machine with sim://)",
+    "hwlink -b 'lsl://?name=rig1&timeout=60s' record": "the recording PC of the two-machine setup: needs the rig PC's "
+                                                       "stream",
+    "hwlink align session.xdf": "needs a LabRecorder XDF file (tests/test_xdf_align.py writes one and aligns it)",
 }
 
 

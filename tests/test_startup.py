@@ -107,4 +107,4 @@ def test_make_demo_installs_only_the_package_and_make_test_everything(tmp_path: 
     installs = [line for line in demo.stdout.splitlines() if "pip install" in line and "upgrade pip" not in line]
     assert installs == [".venv/bin/python -m pip install -q -e ."], demo.stdout
     test = subprocess.run(["make", "-n", "test", "PYTHON=python3"], cwd=tmp_path, capture_output=True, text=True)
-    assert "pip install -q -e '.[test,nidaq,plot,bench]'" in test.stdout, test.stdout
+    assert "pip install -q -e '.[test,nidaq,plot,bench,lsl,nwb]'" in test.stdout, test.stdout

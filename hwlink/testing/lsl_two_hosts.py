@@ -87,11 +87,11 @@ def run_two_hosts(work: Path, *, publish_s: float = 8.0, record_s: float = 6.0, 
     environment = dict(os.environ, **(env or {}))
     recorder = subprocess.Popen(
         [sys.executable, "-c", RUN_CLI, "record", "-b", f"lsl://?name={name}&timeout=60s", "--lines", "D2",
-         "--duration", f"{record_s:g}s", "-o", str(work / "recorder"), "--name", "received", "-q"],
+         "--duration", f"{record_s:g}s", "-o", str(work / "recorder" / "received"), "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
     publisher = subprocess.Popen(
         [sys.executable, "-c", RUN_CLI, "record", "-b", board, "--lines", "2", "--duration", f"{publish_s:g}s",
-         "-o", str(work / "publisher"), "--name", name, "-q", "--lsl", "--lsl-wait", "60s"],
+         "-o", str(work / "publisher" / name), "-q", "--lsl", "--lsl-wait", "60s"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
     try:
         recorder_output = recorder.communicate(timeout=180)[0]
