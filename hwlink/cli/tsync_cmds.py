@@ -81,7 +81,8 @@ def info_command(files: tuple[str, ...]) -> None:
             continue
         units = [unit.label for unit in file.time_units]
         click.echo(f"{name}")
-        click.echo(f"  format:        {file.variant}, created {file.created.isoformat()}")
+        created = file.created.isoformat() if file.created is not None else f"unknown ({file.creation_time} s)"
+        click.echo(f"  format:        {file.variant}, created {created}")
         click.echo(f"  module:        {file.module_name or '-'}; collection {file.collection_id}")
         click.echo(f"  mode:          {file.mode.name}, block size {file.block_size}")
         for column in (0, 1):
