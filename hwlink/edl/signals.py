@@ -19,6 +19,7 @@ everything up to the last flush. A burst happens when the buffer is full or its 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ import h5py
 import numpy as np
 
 from hwlink.edl import flushing
+from hwlink.edl.files import ensure_space
 from hwlink.errors import HwlinkError
 
 LAYOUT_SIGNALS = "hwlink-signals-1"
@@ -79,11 +81,18 @@ class _Column:
         self.dataset.write_direct(source, np.s_[0:count], np.s_[start:start + count])
 
 
+_METADATA_SLACK = 64 << 10  # B-tree nodes and object headers a burst may add
+
+
 def _describe(error: BaseException) -> str:
     """h5py's messages run over several lines of HDF5 internals; the errno says it in a few words."""
     if isinstance(error, OSError) and error.errno:
         return os.strerror(error.errno)
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = str(error)
+    found = re.search(r"error message = '([^']+)'", text)
+    if found:
+        return found.group(1)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _attr(value: Any) -> Any:
@@ -105,6 +114,7 @@ class _ColumnFile:
         widest = max(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width, _ in columns)
         self._buffer_rows = max(256, _BUFFER_BYTES // row_bytes)
         chunk = chunk_rows or max(256, CHUNK_BYTES // widest)
+        self._chunk_rows, self._row_bytes = chunk, row_bytes
         try:
             self._file = h5py.File(self.path, "w-")
         except (OSError, ValueError) as error:
@@ -178,19 +188,44 @@ class _ColumnFile:
         elif now - self._pending_since >= self._flush_interval:
             self._burst()
 
+    def _space_needed(self, count: int) -> int:
+        """Bytes a burst of ``count`` rows can allocate: every chunk it starts, whole, plus metadata."""
+        start, end = self._rows_written, self._rows_written + count
+        new_chunks = max(0, (end - 1) // self._chunk_rows - -(-start // self._chunk_rows) + 1)
+        return new_chunks * self._chunk_rows * self._row_bytes + _METADATA_SLACK
+
+    def _undo_resize(self) -> None:
+        """After a failed write, shrink the columns back to the rows that were written (no zero rows)."""
+        for column in self._columns:
+            try:
+                if column.dataset.shape[0] != self._rows_written:
+                    column.dataset.resize(self._rows_written, axis=0)
+            except Exception:  # noqa: BLE001 - the file is failing already; the error raised is the first one
+                pass
+
     def _write_direct(self, arrays: Sequence[np.ndarray]) -> None:
         count = arrays[0].shape[0]
+        try:
+            ensure_space(self.path, self._space_needed(count))
+        except OSError as error:
+            raise self._failed(error) from None
         try:
             for column, array in zip(self._columns, arrays, strict=True):
                 column.write(np.ascontiguousarray(array, dtype=column.dtype), self._rows_written, count)
             self._rows_written += count
             self._finish_burst()
         except Exception as error:
+            self._undo_resize()
             raise self._failed(error) from error
 
     def _burst(self) -> None:
         """Write the buffer to HDF5 and flush (called with the lock held)."""
         count = self._filled
+        if count:
+            try:
+                ensure_space(self.path, self._space_needed(count))
+            except OSError as error:  # stop before HDF5 meets the full disk: the file stays as last flushed
+                raise self._failed(error) from None
         try:
             if count:
                 for column in self._columns:
@@ -199,6 +234,7 @@ class _ColumnFile:
                 self._filled = 0
             self._finish_burst()
         except Exception as error:
+            self._undo_resize()
             raise self._failed(error) from error
 
     def _failed(self, error: Exception) -> SignalWriteError:
