@@ -263,6 +263,9 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
         modes = {info.line_id: info.resolve_mode(flags[info.line_id]) for info in infos}
         collection = Collection.create(output, name or _default_name(), generator=f"hwlink {__version__}",
                                        attributes={"board": board.url, "lines": [info.name for info in infos],
+                                                   # time zero of the timestamps on CLOCK_MONOTONIC, to map them
+                                                   # onto other processes' clocks (and to measure kill loss)
+                                                   "clock_start_monotonic_ns": board.clock.start_ns,
                                                    "machine_node": f"{socket.gethostname()} [{platform.system()} "
                                                                    f"{platform.release()}]"})
         recorder = Recorder(board, collection, modes)
