@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -31,7 +32,9 @@ def run_command(experiment: Path, duration: int | None, output: Path | None) -> 
             engine.request_stop("interrupted")
             click.echo("stopping (Ctrl-C again to force)", err=True)
 
-    previous = {signum: signal.signal(signum, on_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    in_main = threading.current_thread() is threading.main_thread()  # handlers live in the main thread only
+    previous = {signum: signal.signal(signum, on_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)} \
+        if in_main else {}
     try:
         result = engine.run()
     finally:

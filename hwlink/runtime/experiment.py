@@ -131,6 +131,10 @@ def load_experiment(path: str | Path) -> ExperimentFile:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ExperimentError(f"cannot read experiment file {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[:error.start].count(b"\n") + 1
+        raise ExperimentError(f"{path}:{line}: not UTF-8 text (byte {error.start}); an experiment file is "
+                              "UTF-8 TOML") from None
     return parse_experiment(text, path)
 
 
@@ -142,6 +146,8 @@ def parse_experiment(text: str, path: Path) -> ExperimentFile:
         line = found.group(1) if found else "1"
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
         raise ExperimentError(f"{path}:{line}: invalid TOML: {message}") from None
+    except RecursionError:
+        raise ExperimentError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     experiment = ExperimentFile(path.resolve(), text, LineLocator(text))
     for key in document:
         if key not in _TOP_KEYS:

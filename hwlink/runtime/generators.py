@@ -238,7 +238,7 @@ class PulseTrainModule(Module):
     def __init__(self, spec: ModuleSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
         settings = Settings(spec)
-        self.line = settings.integer("line", minimum=0)
+        self.line = settings.integer("line", minimum=0, maximum=65535)
         self.width_usec = settings.duration_usec("width", "10ms")
         self.period_usec = settings.duration_usec("period", "1s")
         self.autostart = bool(settings.raw("autostart", False))
