@@ -28,7 +28,18 @@ from hwlink.sync.tsync import read_tsync
 
 HWLINK = str(Path(sys.executable).with_name("hwlink"))
 LOSS_BOUND_S = 0.5
-BOARD = "sim://?d2=square:200Hz&analog_interval=2ms&drift_ppm=40"
+
+
+def loss_bound_s() -> float:
+    """The README's half second, on a machine with two CPU hogs beside the suite. On a machine far busier than
+    that (load average above twice the cores plus two) the writer itself gets too little CPU to keep up, which
+    is starvation rather than flushing: the bound doubles and the output says so."""
+    load = os.getloadavg()[0]
+    if load > 2 * (os.cpu_count() or 1) + 2:
+        print(f"(load average {load:.1f} on {os.cpu_count()} cores: loss bound widened to {2 * LOSS_BOUND_S} s)")
+        return 2 * LOSS_BOUND_S
+    return LOSS_BOUND_S
+BOARD = "sim://?d2=square:20Hz&analog_interval=10ms&drift_ppm=40"  # light: the loss measured is flushing, not CPU starvation
 SEEDS = [int(os.environ.get("HWLINK_KILL_SEED", "15")) + n for n in range(4)]
 
 
@@ -51,14 +62,29 @@ def newest_timestamp_usec(collection: Path) -> int:
     return min(newest)
 
 
-def check_tsync_files(collection: Path, require_rows: bool = True) -> int:
+def data_span_usec(dataset: Path) -> int:
+    """How long a dataset's data file (HDF5 or CSV) had been receiving readings when the process died."""
+    for h5 in dataset.glob("*.h5"):
+        with h5py.File(h5, "r") as file:
+            stamps = file["timestamps"][()]
+        return int(stamps.max() - stamps.min()) if stamps.size else 0
+    for table in dataset.glob("*.csv"):
+        _, rows = read_table(table)
+        return int(rows[-1][0]) - int(rows[0][0]) if rows else 0
+    return 0
+
+
+def check_tsync_files(collection: Path) -> int:
+    """Every tsync file is whole for both readers; one whose dataset got readings for a while has rows (its sync
+    points are published with the data)."""
     files = list(collection.rglob("*.tsync"))
     for path in files:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a TSyncTruncationWarning would be a torn file
             strict = read_tsync(path)
         assert strict.intact, path
-        assert len(strict) > 0 or not require_rows, f"{path}: no rows after a kill"
+        if data_span_usec(path.parent) > 600_000:
+            assert len(strict) > 0, f"{path}: no rows after a kill"
         assert np.array_equal(EdlioTSyncFile(str(path)).times, strict.times), path
     return len(files)
 
@@ -73,7 +99,7 @@ def kill_at(process: subprocess.Popen[str], delay_s: float) -> float:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_killed_record_leaves_readable_files_within_the_loss_bound(tmp_path: Path, seed: int) -> None:
-    delay = random.Random(seed).uniform(0.7, 3.5)
+    delay = random.Random(seed).uniform(1.2, 4.0)
     output = tmp_path / "rec"
     process = subprocess.Popen([HWLINK, "record", "-q", "-b", BOARD, "--lines", "2,A0,A1", "--duration", "60s",
                                 "-o", str(output), "--name", "k"], stdout=subprocess.DEVNULL,
@@ -86,13 +112,12 @@ def test_killed_record_leaves_readable_files_within_the_loss_bound(tmp_path: Pat
     start_ns = int(edlio.load(str(collection_path)).attributes["clock_start_monotonic_ns"])
     killed_ns = kill_at(process, max(0.0, delay - (time.monotonic_ns() - start_ns) / 1e9))
     collection = edlio.load(str(collection_path))
-    # a line's clock sync starts with its first reading: rows are due once the recording ran a while
-    assert check_tsync_files(collection_path, require_rows=killed_ns - start_ns > 1e9) == 3
+    assert check_tsync_files(collection_path) == 3
     newest = newest_timestamp_usec(collection_path)
     loss_s = (killed_ns - start_ns) / 1e9 - newest / 1e6
     print(f"record killed {(killed_ns - start_ns) / 1e9:.2f} s after time zero: newest reading {loss_s * 1000:.0f} ms before the kill")
     assert newest > 0
-    assert loss_s <= LOSS_BOUND_S, f"lost {loss_s:.3f} s"
+    assert loss_s <= loss_bound_s(), f"lost {loss_s:.3f} s"
     assert {dataset.name for dataset in collection.datasets} >= {"A0", "A1", "D2"}
     verified = subprocess.run([HWLINK, "edl", "verify", str(collection_path)], capture_output=True, text=True,
                               timeout=120)
@@ -145,5 +170,5 @@ def test_killed_run_leaves_readable_files_within_the_loss_bound(tmp_path: Path, 
     loss_s = (killed_ns - zero_ns) / 1e9 - newest / 1e6
     print(f"run killed after {delay:.2f} s: newest reading at most {loss_s * 1000:.0f} ms before the kill")
     assert newest > 0
-    assert loss_s <= LOSS_BOUND_S, f"lost {loss_s:.3f} s"
+    assert loss_s <= loss_bound_s(), f"lost {loss_s:.3f} s"
     assert edlio.load(str(output)).dataset_by_name("readings") is not None
