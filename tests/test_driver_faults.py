@@ -179,3 +179,50 @@ def test_firmata_garbage_never_becomes_an_impossible_reading(soft: SoftFirmataBo
         assert board.error is None
     finally:
         board.close()
+
+
+def test_a_silent_board_fails_the_run_and_its_dataset_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import tomllib
+
+    from click.testing import CliRunner
+
+    from hwlink.cli.main import cli
+
+    experiment = tmp_path / "silent.toml"
+    experiment.write_text("""
+[experiment]
+name = "silent"
+duration = "20s"
+
+[modules.board]
+kind = "board"
+url = "sim://?analog_interval=5ms&mute_after=500ms&silence=1s"
+inputs = ["A0"]
+
+[modules.rec]
+kind = "recorder"
+name = "readings"
+
+[[connect]]
+from = "board.readings"
+to = "rec.in"
+""")
+    result = CliRunner().invoke(cli, ["run", str(experiment), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert "no data from the device" in result.stderr
+    attributes = tomllib.loads((tmp_path / "out" / "board" / "attributes.toml").read_text())
+    assert attributes["device_silences"] == 1 and attributes["board_failed"] is True
+
+
+def test_record_says_when_the_board_went_silent(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import edlio
+    from click.testing import CliRunner
+
+    from hwlink.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["record", "-q", "-b", "sim://?analog_interval=5ms&mute_after=500ms&silence=1s",
+                                      "--lines", "A0", "--duration", "20s", "-o", str(tmp_path), "--name", "r"])
+    assert result.exit_code == 2 and "no data from the device" in result.stderr
+    attributes = edlio.load(str(tmp_path / "r")).attributes
+    assert attributes["success"] is False and attributes["device_silences"] == 1
+    assert attributes["dropped_values"] == 0

@@ -28,7 +28,7 @@ class HwlinkGroup(click.Group):
         if not kwargs.get("standalone_mode", True):
             return super().main(*args, **kwargs)
         try:
-            return super().main(*args, **{**kwargs, "standalone_mode": False})
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
         except click.UsageError as error:
             where = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
             click.echo(f"Error: {error.format_message()}{where}", err=True)
@@ -39,6 +39,7 @@ class HwlinkGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # without standalone mode click returns Exit's code
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
