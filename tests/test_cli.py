@@ -121,14 +121,17 @@ def test_installed_executable_and_ctrl_c_flushes_output() -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     process = subprocess.Popen([HWLINK, "-b", "sim://?d2=square:200Hz", "read", "2", "--format", "csv"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               # a suite started in the background (`make test &`) inherits an ignored SIGINT
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout is not None
     first = [process.stdout.readline(), process.stdout.readline()]  # running (a loaded machine imports slowly)
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     assert process.stderr is not None
+    code = process.wait(timeout=20)  # the rest of the output fits the pipe
     out, err = process.stdout.read(), process.stderr.read()  # not communicate(): it skips readline's buffer
-    assert process.wait(timeout=10) == 0, err
+    assert code == 0, err
     rows = "".join(first + [out]).splitlines()
     assert rows[0].startswith("time_usec") and len(rows) > 20
     assert all(row.count(",") == 4 for row in rows)  # no half-written line
