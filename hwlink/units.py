@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from hwlink.errors import ConfigError
+
+# Largest duration accepted anywhere (a year): beyond it int64 µs arithmetic downstream is no longer safe.
+MAX_DURATION_USEC = 366 * 24 * 3_600_000_000
+MAX_FREQUENCY_HZ = 1e9
 
 _DURATION_UNITS_USEC = {
     "us": 1,
@@ -35,7 +40,10 @@ def parse_duration_usec(text: str | int | float, *, allow_negative: bool = False
             raise ConfigError(f"bad duration unit {unit!r} in {text!r}: units are case-sensitive "
                               f"(did you mean {unit.lower()!r}?)")
         raise ConfigError(f"bad duration unit {unit!r} in {text!r}: use us, ms, s, min or h")
-    usec = round(float(number) * _DURATION_UNITS_USEC[unit])
+    value = float(number) * _DURATION_UNITS_USEC[unit]
+    if not math.isfinite(value) or abs(value) > MAX_DURATION_USEC:
+        raise ConfigError(f"duration {text!r} is out of range (at most a year)")
+    usec = round(value)
     if usec < 0 and not allow_negative:
         raise ConfigError(f"duration {text!r} must not be negative")
     return usec
@@ -67,6 +75,8 @@ def parse_frequency_hz(text: str) -> float:
         raise ConfigError(f"bad frequency {text!r}: expected e.g. 30Hz, 1kHz")
     number, unit = match.groups()
     hz = float(number) * _frequency_scale(unit, str(text))
+    if not math.isfinite(hz) or hz > MAX_FREQUENCY_HZ:
+        raise ConfigError(f"frequency {text!r} is out of range (at most 1 GHz)")
     if hz <= 0:
         raise ConfigError(f"frequency {text!r} must be positive")
     return hz

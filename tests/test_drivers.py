@@ -122,11 +122,12 @@ def test_readings_carry_master_and_device_time(open_sim) -> None:
         board.write_digital(13, 1)
         reading = stream.get(timeout=2)
     assert reading.value == 1
-    # Arrival is stamped on the master clock after the 3 ms transport latency.
-    assert 3_000 <= reading.time_usec - before < 3_000 + 50_000
+    # Arrival is stamped on the master clock after the 3 ms transport latency (plus however long a loaded machine
+    # keeps this thread or the device thread from running: the issue saw 56 ms with two CPU hogs).
+    assert 3_000 <= reading.time_usec - before < 3_000 + 500_000
     # The device stamped the edge with its own clock: 2 s ahead, running 200 ppm fast.
     expected_device = 2_000_000 + since_open * (1 + 200e-6)
-    assert abs(reading.device_time_usec - expected_device) < 20_000
+    assert abs(reading.device_time_usec - expected_device) < 500_000  # far below the 2 s offset it checks
 
 
 def test_pulses_do_not_block_and_widths_are_measured(open_sim) -> None:

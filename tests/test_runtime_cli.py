@@ -184,7 +184,8 @@ def test_line_locator_finds_keys_past_multiline_arrays_and_brackets_in_strings()
 
 @pytest.mark.parametrize("example", ["pulse_train", "pulse_on_rise"])
 def test_simulated_examples_run(tmp_path: Path, example: str) -> None:
-    result = CliRunner().invoke(cli, ["run", str(EXAMPLES / f"{example}.toml"), "--duration", "1200ms",
+    # 4 s (not 1.2 s): on a loaded machine the script's first rises can come late; 2 of ~8 are asked for
+    result = CliRunner().invoke(cli, ["run", str(EXAMPLES / f"{example}.toml"), "--duration", "4s",
                                       "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     dataset = "edges" if example == "pulse_train" else "lines"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import lzma
+import os
 import shutil
 import struct
+import time
 import warnings
 from itertools import product
 from pathlib import Path
@@ -24,6 +26,7 @@ from hwlink.sync.tsync import (
     TSyncTimeUnit,
     TSyncTruncationWarning,
     TSyncValueError,
+    TSyncWriteError,
     TSyncWriter,
     read_tsync,
     read_tsync_header,
@@ -188,13 +191,13 @@ def test_add_add_many_and_flush_give_the_same_bytes(tmp_path: Path) -> None:
 
 def test_full_blocks_reach_the_disk_as_they_complete(tmp_path: Path) -> None:
     path = tmp_path / "live.tsync"
-    writer = TSyncWriter(path, block_size=128)
+    writer = TSyncWriter(path, block_size=128, flush_interval=3600)
     header_size = path.stat().st_size
     for i in range(130):
         writer.add(i, i)
     assert path.stat().st_size == header_size + 128 * 16 + 16
     writer.flush()
-    assert path.stat().st_size == header_size + 130 * 16 + 16
+    assert path.stat().st_size == header_size + 128 * 16 + 16 + 2 * 16 + 16  # the short block, terminated
     writer.close()
     writer.close()
     assert len(read_tsync(path)) == 130
@@ -299,21 +302,49 @@ def test_truncated_file_returns_complete_blocks_and_reports_the_loss(cut: int, t
     assert np.array_equal(salvaged.time1, np.arange(len(result) + tail // 16))
 
 
-def test_crashed_writer_leaves_a_readable_file(tmp_path: Path) -> None:
-    """A writer that never closes: flushed rows come back (lenient), complete blocks always."""
+def test_a_killed_writer_leaves_a_complete_file(tmp_path: Path) -> None:
+    """What is on disk at any moment (here: right after a flush) is a whole file every reader accepts."""
     path = tmp_path / "crash.tsync"
     writer = TSyncWriter(path, block_size=128)
     writer.add_many(np.arange(300), np.arange(300))
     writer.flush()
     snapshot = tmp_path / "at-crash.tsync"
     shutil.copy(path, snapshot)  # what is on disk if the process dies now
+    writer.add(300, 300)
     writer.close()
-    with pytest.warns(TSyncTruncationWarning, match="44 whole unterminated entries not returned"):
-        strict = read_tsync(snapshot)
-    assert len(strict) == 256 and strict.truncation.lost_entries == 44
-    with pytest.warns(TSyncTruncationWarning):
-        lenient = read_tsync(snapshot, lenient=True)
-    assert np.array_equal(lenient.time1, np.arange(300))
+    strict = read_tsync(snapshot)
+    assert strict.intact and np.array_equal(strict.time1, np.arange(300))
+    assert np.array_equal(edlio_read(snapshot).times[:, 0], np.arange(300))
+    assert len(read_tsync(path)) == 301
+
+
+def test_entries_are_published_within_the_flush_interval_without_a_flush(tmp_path: Path) -> None:
+    path = tmp_path / "timed.tsync"
+    writer = TSyncWriter(path, block_size=128, flush_interval=0.1)
+    writer.add(1, 2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(read_tsync(path)) == 0:
+        time.sleep(0.02)
+    assert np.array_equal(read_tsync(path).times, [[1, 2]])
+    assert np.array_equal(edlio_read(path).times, [[1, 2]])
+    writer.close()
+
+
+def test_a_failed_write_keeps_the_published_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.tsync"
+    writer = TSyncWriter(path, block_size=4, flush_interval=3600)
+    writer.add_many(np.arange(6), np.arange(6))  # a block completes: all 6 entries are published
+    blocker = tmp_path / f".x.tsync.{os.getpid()}.tmp"
+    blocker.mkdir()  # the next publication cannot create its file (even as root)
+    writer.add(6, 6)
+    with pytest.raises(TSyncWriteError, match="keeps the 1 block"):
+        writer.flush()
+    with pytest.raises(TSyncWriteError):
+        writer.add(7, 7)
+    with pytest.raises(TSyncWriteError):
+        writer.close()
+    blocker.rmdir()
+    assert np.array_equal(read_tsync(path).time1, np.arange(6))
 
 
 def legacy_file(path: Path, *, hash_lengths: bool, entries: np.ndarray, block_size: int = 4) -> None:

@@ -96,3 +96,17 @@ def test_corrupt_lengths_do_not_allocate_unboundedly(tmp_path: Path, block_size:
     finally:
         tracemalloc.stop()
     assert peak < 2_000_000
+
+
+def test_seeded_fuzz_of_every_generator_gives_only_typed_errors(tmp_path: Path) -> None:
+    """2,400 inputs from six generators (flips, cuts, splices, valid-checksum hostile headers, hostile user-data
+    JSON, extreme creation times); ``python -m benchmarks fuzz`` runs the same with 100,000."""
+    from hwlink.testing.tsync_fuzz import GENERATORS, run
+
+    others: list[str] = []
+    counts = run(15, 2400, tmp_path, lambda kind, outcome: others.append(f"{kind}: {outcome}")
+                 if outcome.startswith("other") else None)
+    assert not others, others[:10]
+    assert sum(sum(c.values()) for c in counts.values()) == 2400
+    assert all(counts[kind]["ok"] + counts[kind]["typed"] == 400 for kind in GENERATORS)
+    assert counts["userdata"]["typed"] > 0 and counts["time"]["ok"] > 0  # both paths were exercised

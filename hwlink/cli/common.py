@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +21,28 @@ DEFAULT_BOARD = "sim://"
 
 
 class HwlinkGroup(click.Group):
-    """Turns hwlink's expected errors into one line on stderr and exit code 2, without a traceback."""
+    """Turns hwlink's expected errors into one line on stderr and exit code 2, without a traceback.
+
+    Usage errors (a bad option value, a missing argument) are one line too: the message and where the help is,
+    instead of click's usage block.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.UsageError as error:
+            where = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+            click.echo(f"Error: {error.format_message()}{where}", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # without standalone mode click returns Exit's code
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -67,6 +90,24 @@ class Duration(click.ParamType):
 
 
 DURATION = Duration()
+
+
+class FiniteFloat(click.ParamType):
+    """A float that must be finite and within [low, high] (nan, inf and 1e400 are refused)."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or not self.low <= number <= self.high:
+            self.fail(f"{value!r} is not a finite number within {self.low:g}..{self.high:g}", param, ctx)
+        return number
 
 
 BOARD_HELP = "Board URL: sim://..., firmata://PORT, nidaq://DEVICE (default sim://)."

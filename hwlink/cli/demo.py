@@ -71,10 +71,13 @@ def demo_command(board_url: str, out_line: str, in_line: str, analog_line: str, 
         edges = [r for r in readings if r.line_id == in_info.line_id and r.time_usec >= start_usec]
         samples = [r for r in readings if r.line_id == analog_info.line_id]
         stamped = [r for r in readings if r.device_time_usec is not None]
-    _report(train.achieved_usec, width, edges, samples, end_usec - start_usec, out_info.label, in_info.label,
-            analog_info.label)
+    loopback_ok = _report(train.achieved_usec, width, edges, samples, end_usec - start_usec, out_info.label,
+                          in_info.label, analog_info.label)
     if stamped:
         click.echo(f"\n{_drift_report(stamped)}")
+    if not loopback_ok:
+        raise click.ClickException(f"loopback check failed: {in_info.label} did not see every edge of "
+                                   f"{out_info.label}")
 
 
 def drift_estimate(pairs_device: np.ndarray, pairs_master: np.ndarray) -> tuple[float, float, float]:
@@ -111,17 +114,20 @@ def _drift_report(readings: list[LineReading]) -> str:
 
 
 def _report(commanded_usec: np.ndarray, width: int, edges: list[LineReading], samples: list[LineReading],
-            span_usec: int, out_label: str, in_label: str, analog_label: str) -> None:
+            span_usec: int, out_label: str, in_label: str, analog_label: str) -> bool:
+    """Print what was achieved; False if the input did not see every edge of the output (the loopback check)."""
     widths = commanded_usec[1::2] - commanded_usec[0::2]
     click.echo(f"\noutput {out_label}: {len(widths)} pulses of {format_usec(width)}")
     click.echo(f"  achieved width error: {_stats(np.abs(widths - width))}")
     # The first reading after SET_MODE reports the idle level; match the rest edge for edge.
     changes = [r for r in edges if r.value in (0, 1)]
+    loopback_ok = True
     if changes and changes[0].value == 0:
         changes = changes[1:]
     if len(changes) < len(commanded_usec):
         click.echo(f"\ninput {in_label}: saw {len(changes)} of {len(commanded_usec)} edges "
                    f"(is {out_label} wired to {in_label}?)")
+        loopback_ok = False
     else:
         arrival = np.array([r.time_usec for r in changes[: len(commanded_usec)]], dtype=np.int64)
         latency = arrival - commanded_usec
@@ -143,6 +149,7 @@ def _report(commanded_usec: np.ndarray, width: int, edges: list[LineReading], sa
         intervals = np.diff(times)
         click.echo(f"  rate {1e6 / intervals.mean():.1f} Hz, interval jitter {_stats(np.abs(intervals - np.median(intervals)))}")
         click.echo(f"  values {values.min()}..{values.max()} (mean {values.mean():.0f})")
+    return loopback_ok
 
 
 def register(group: click.Group) -> None:

@@ -138,6 +138,9 @@ def read_command(lines: tuple[str, ...], duration: int | None, count: int | None
     out = sys.stdout
     received = 0
     with opened_board(board_url) as board:
+        named = [board.line(ref).line_id for ref in lines]
+        if len(set(named)) != len(named):  # as `record` does: a line read twice would print every reading twice
+            raise UserError(f"a line is named twice in {' '.join(lines)}")
         writer = ReadingWriter(board, form, out)
         deadline = None if duration is None else time.monotonic() + duration / 1e6
         try:

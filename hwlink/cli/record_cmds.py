@@ -22,7 +22,7 @@ from hwlink.drivers import Board, LineInfo, LineMode, Subscription
 from hwlink.drivers.info import analog_units, board_attributes, clock_start_attributes, host_attributes
 from hwlink.edl import Collection, Dataset, EdlError, LineReadingWriter, SignalWriter, TableWriter
 from hwlink.edl.inspect import FileReader, Finding, describe_tree, verify_tree
-from hwlink.errors import BoardError, LineError
+from hwlink.errors import BoardError, HwlinkError, LineError
 from hwlink.lines import LineModeFlags, LineReading, SignalBlock
 from hwlink.platform import stop_signals
 from hwlink.sync.secondary import SecondaryClockSynchronizer
@@ -285,7 +285,7 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
 
             recorder.publisher = RecordPublisher(board, collection, infos, wait_usec=lsl_wait)
         try:
-            outcome, failure = _record(recorder, infos, flags, duration, quiet)
+            outcome, failure, storage = _record(recorder, infos, flags, duration, quiet)
         finally:
             errors = recorder.close()  # whatever happened, what was recorded is saved
             if recorder.publisher is not None:
@@ -295,6 +295,9 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
         click.echo(f"  {stream.dataset.name}: {stream.count} reading(s)", err=True)
     for signal_stream in recorder.signals.values():
         click.echo(f"  {signal_stream.dataset.name}: {signal_stream.count} sample(s)", err=True)
+    if storage is not None:
+        raise UserError(f"writing the recording failed, stopped; what was flushed before is in "
+                        f"{collection.path}: {storage}")
     if errors:
         raise UserError(f"saving the recording failed: {errors[0]}")
     if failure is not None:
@@ -309,15 +312,18 @@ def _input_flags(info: LineInfo, pullup: bool, analog: bool) -> LineModeFlags:
 
 
 def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineModeFlags], duration: int | None,
-            quiet: bool) -> tuple[str, BoardError | None]:
-    """The recording loop: drivers' threads only enqueue, this thread writes. Returns (outcome, board error)."""
+            quiet: bool) -> tuple[str, BoardError | None, HwlinkError | None]:
+    """The recording loop: drivers' threads only enqueue, this thread writes.
+
+    Returns (outcome, board error, storage error): a write that fails (disk full, I/O error) stops the
+    recording like Ctrl-C does, so every other file is closed with what it holds."""
     inbox = recorder.inbox
     started_wall = datetime.datetime.now().astimezone()
     started = time.monotonic()
     deadline = None if duration is None else started + duration / 1e6
     progress_due = started + PROGRESS_INTERVAL_S
     tty = sys.stderr.isatty()
-    outcome, failure = "recorded", None
+    outcome, failure, storage = "recorded", None, None
     stop = StopFlag()
     with _signals_stop(stop):
         recorder.start(infos)
@@ -339,19 +345,46 @@ def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineMode
                     if not quiet:
                         line = recorder.progress(now - started)
                         click.echo(f"\r{line}" if tty else line, err=True, nl=not tty)
+        except (HwlinkError, OSError) as error:
+            if isinstance(error, (BoardError, LineError)) or (isinstance(error, OSError) and not error.errno):
+                raise
+            outcome, storage = "write failed", error if isinstance(error, HwlinkError) else HwlinkError(str(error))
         finally:
             recorder.stop()
             if tty and not quiet:
                 click.echo("", err=True)
-        failure = failure or drain_inbox(inbox, recorder, timeout=None, limit=None)
+        if storage is None:
+            try:
+                failure = failure or drain_inbox(inbox, recorder, timeout=None, limit=None)
+            except (HwlinkError, OSError) as error:
+                if isinstance(error, (BoardError, LineError)):
+                    raise
+                outcome, storage = "write failed", error if isinstance(error, HwlinkError) else HwlinkError(str(error))
     elapsed_ms = round((time.monotonic() - started) * 1000)
-    recorder.collection.update_attributes({
-        "recording_length_msec": elapsed_ms, "recording_start": started_wall.isoformat(timespec="seconds"),
-        "success": failure is None, "stopped_early": outcome == "stopped",
-        "end_reason": {"recorded": "duration", "stopped": "interrupted"}.get(outcome, "failed"),
-        "failure_reason": None if failure is None else str(failure),
-    })
-    return outcome, failure
+    board = recorder.board
+    reason = failure if failure is not None else storage
+    try:
+        recorder.collection.update_attributes({
+            "recording_length_msec": elapsed_ms, "recording_start": started_wall.isoformat(timespec="seconds"),
+            "success": reason is None, "stopped_early": outcome == "stopped",
+            "end_reason": {"recorded": "duration", "stopped": "interrupted"}.get(outcome, "failed"),
+            "failure_reason": None if reason is None else str(reason),
+            "device_silences": board.silences,
+            "dropped_values": sum(board.dropped_values.values()),
+            "dropped_values_by_line": {_safe_line_name(board, line_id): count
+                                       for line_id, count in board.dropped_values.items()},
+            "callback_errors": len(board.callback_errors),
+        })
+    except HwlinkError as error:  # a full disk may refuse even the attributes: the data files are closed anyway
+        storage = storage or error
+    return outcome, failure, storage
+
+
+def _safe_line_name(board: Board, line_id: int) -> str:
+    try:
+        return board.line(line_id).name
+    except LineError:
+        return str(line_id)
 
 
 def drain_inbox(inbox: queue.SimpleQueue[Any], recorder: Recorder, timeout: float | None,

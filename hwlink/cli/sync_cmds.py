@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hwlink.cli.common import DURATION, UserError
+from hwlink.cli.common import DURATION, FiniteFloat, UserError
 from hwlink.errors import ConfigError
 from hwlink.sync.clockmodel import DeviceClock, parse_latency, parse_steps
 from hwlink.sync.simulation import MethodResult, Scenario, compare, summary_row
@@ -24,15 +24,15 @@ def sync_group() -> None:
 
 @sync_group.command("simulate")
 @click.option("--rate", default="30Hz", show_default=True, help="Sample rate of the device, e.g. 30Hz, 1kHz.")
-@click.option("--drift-ppm", type=float, default=50.0, show_default=True,
+@click.option("--drift-ppm", type=FiniteFloat(-100_000, 100_000), default=50.0, show_default=True,
               help="Device clock rate error in ppm (positive: device fast).")
-@click.option("--drift-change", type=float, default=0.0, show_default=True, help="Drift change in ppm per hour.")
+@click.option("--drift-change", type=FiniteFloat(-100_000, 100_000), default=0.0, show_default=True, help="Drift change in ppm per hour.")
 @click.option("--latency", default="exp:1ms", show_default=True,
               help="Transport latency: none, const:T, exp:MEAN, uniform:LOW-HIGH, usb:FRAME.")
 @click.option("--spikes", default=None, help="Rare extra delays P:LOW-HIGH, e.g. 0.05:5ms-20ms.")
 @click.option("--steps", default="", help="Device clock steps AT:STEP[,...], e.g. 10min:+50ms.")
 @click.option("--duration", type=DURATION, default="10min", show_default=True, help="Simulated run time.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of every random draw.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the errors of the three over time into this PNG.")
 def simulate_command(rate: str, drift_ppm: float, drift_change: float, latency: str, spikes: str | None,

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import click
 import numpy as np
 
-from hwlink.cli.common import DURATION, UserError
+from hwlink.cli.common import DURATION, FiniteFloat, UserError
 from hwlink.errors import HwlinkError
 from hwlink.sync.align import align_edges
 from hwlink.sync.offline import IndexTable, Progress, correct_csv, correct_hdf5, load_mapping
@@ -76,12 +76,15 @@ def info_command(files: tuple[str, ...]) -> None:
         try:
             file = _read(name)
         except (HwlinkError, OSError) as error:
+            if len(files) == 1:  # one file: its error is the one line
+                raise UserError(_named(name, _one_line(error))) from None
             failures += 1
-            click.echo(f"{name}: {_one_line(error)}", err=True)
+            click.echo(_named(name, _one_line(error)), err=True)
             continue
         units = [unit.label for unit in file.time_units]
         click.echo(f"{name}")
-        click.echo(f"  format:        {file.variant}, created {file.created.isoformat()}")
+        created = file.created.isoformat() if file.created is not None else f"unknown ({file.creation_time} s)"
+        click.echo(f"  format:        {file.variant}, created {created}")
         click.echo(f"  module:        {file.module_name or '-'}; collection {file.collection_id}")
         click.echo(f"  mode:          {file.mode.name}, block size {file.block_size}")
         for column in (0, 1):
@@ -94,6 +97,11 @@ def info_command(files: tuple[str, ...]) -> None:
             failures += 1
     if failures:
         raise UserError(f"{failures} of {len(files)} file(s) unreadable or damaged")
+
+
+def _named(name: str, message: str) -> str:
+    """The message with the file named once (hwlink's errors name their file already)."""
+    return message if message.startswith(f"{name}:") or name in message[:len(name) + 40] else f"{name}: {message}"
 
 
 def _one_line(error: BaseException) -> str:
@@ -172,6 +180,12 @@ def plot_command(file: str, output: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("plotting needs matplotlib: pip install 'hwlink[plot]'") from None
+    supported = figure_formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    extension = Path(output).suffix.lower().lstrip(".")
+    if extension not in supported:
+        raise UserError(f"{output}: unknown image type {extension or '(no extension)'!r}; use one of "
+                        f"{', '.join(sorted(figure_formats))}")
     data = _read(file)
     if len(data) < 2:
         raise UserError(f"{file}: needs at least 2 entries to plot, has {len(data)}")
@@ -291,7 +305,7 @@ def correct_command(input_path: str, tsync_file: str | None, output: str | None,
             message = f"wrote dataset {name} in {source}"
         elif suffix == ".npy":
             target = Path(output) if output else source.with_name(f"{source.stem}_master.npy")
-            values = np.load(source, mmap_mode="r")
+            values = _load_npy(source, mmap=True)
             if values.ndim != 1:
                 raise UserError(f"{source}: expected a 1-D array, got shape {values.shape}")
             # Both arrays memory-mapped, processed a chunk at a time: memory stays bounded for any size.
@@ -341,13 +355,19 @@ def _read_numbers(path: str, column: str | None) -> np.ndarray:
     """Edge or time values from .npy, or a text/CSV file (one column; a header line is skipped)."""
     source = Path(path)
     if source.suffix.lower() == ".npy":
-        values = np.load(source)
+        values = _load_npy(source, mmap=False)
         if values.ndim == 2 and column is not None:
+            if not column.isdigit() or int(column) >= values.shape[1]:
+                raise UserError(f"{path}: no column {column!r} (the array has {values.shape[1]} columns)")
             values = values[:, int(column)]
         if values.ndim != 1:
             raise UserError(f"{path}: expected a 1-D array (or --column for 2-D), got shape {values.shape}")
-        return values.astype(np.float64)
-    lines = source.read_text(encoding="utf-8").splitlines()
+        return _finite(values.astype(np.float64), path)
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); expected numbers, one per line "
+                        "(or a CSV column, or .npy)") from None
     if not lines:
         raise UserError(f"{path}: empty file")
     delimiter = ";" if ";" in lines[0] else ("\t" if "\t" in lines[0] else ",")
@@ -372,7 +392,26 @@ def _read_numbers(path: str, column: str | None) -> np.ndarray:
             values.append(float(cells[position]))
         except (IndexError, ValueError):
             raise UserError(f"{path}: line {number}: not a number in column {position}: {line[:60]!r}") from None
-    return np.array(values, dtype=np.float64)
+    return _finite(np.array(values, dtype=np.float64), path)
+
+
+def _finite(values: np.ndarray, path: str) -> np.ndarray:
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise UserError(f"{path}: value {bad[0] + 1} is {values[bad[0]]} (times must be finite numbers)")
+    return values
+
+
+def _load_npy(source: Path, *, mmap: bool) -> np.ndarray:
+    """A numeric .npy array; a damaged file or one holding Python objects is a one-line error naming it."""
+    try:
+        values = np.load(source, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError, TypeError) as error:
+        raise UserError(f"{source}: not a readable numeric .npy file ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "iuf":
+        kind = getattr(values, "dtype", type(values).__name__)
+        raise UserError(f"{source}: expected a numeric array, got {kind}")
+    return values
 
 
 def _numeric(text: str) -> bool:
@@ -404,7 +443,7 @@ def _numeric(text: str) -> bool:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Where the corrected --times go (.npy, or text with one value per line), in master µs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the QC as JSON.")
-@click.option("--max-residual", type=float, default=None,
+@click.option("--max-residual", type=FiniteFloat(0, 1e12), default=None,
               help="Exit 1 if any edge residual exceeds this many samples.")
 @click.option("--master-stream", default=None,
               help="With an XDF (LabRecorder) MASTER_EDGES: the stream whose edges to use (name, type or id).")

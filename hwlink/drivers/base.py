@@ -7,8 +7,11 @@ capabilities, pulse scheduling, subscriptions and shutdown live here once, so al
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import ClassVar
 
@@ -17,6 +20,12 @@ from hwlink.drivers.lineinfo import LineInfo, LineMode
 from hwlink.drivers.scheduler import EdgeScheduler, PulseTrain
 from hwlink.errors import BoardError, LineError
 from hwlink.lines import LineCommand, LineCommandKind, LineModeFlags, LineReading, SignalBlock
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SILENCE_LIMIT_USEC = 5_000_000  # a board that should be sending and is silent this long is dead
+SILENCE_PERIODS = 10  # ... or this many of its expected intervals, whichever is longer
+WATCHDOG_TICK_S = 0.2
 
 ReadingCallback = Callable[[LineReading], None]
 SignalCallback = Callable[[SignalBlock], None]
@@ -116,6 +125,12 @@ class Board:
         self._error: BoardError | None = None
         self._scheduler: EdgeScheduler | None = None
         self._scheduler_lock = threading.Lock()
+        # Fault accounting (read by recorders into the collection's attributes).
+        self.dropped_values: dict[int, int] = {}  # line id -> readings outside the line's range, never delivered
+        self.callback_errors: list[str] = []  # subscribers removed because their callback raised
+        self.silences = 0  # times the device went silent past the limit (the board then fails)
+        self.silence_limit_usec = DEFAULT_SILENCE_LIMIT_USEC
+        self._heard_at = time.monotonic()
 
     # ----- lines --------------------------------------------------------------------------------------
     @property
@@ -167,6 +182,8 @@ class Board:
         self._check_alive()
         self._apply_mode(info, mode)
         self._modes[info.line_id] = mode
+        self._heard_at = time.monotonic()  # a newly reporting line gets the full silence limit
+        _watchdog.watch(self)
         return mode
 
     def _require_mode(self, info: LineInfo, allowed: tuple[LineMode, ...], action: str) -> None:
@@ -280,16 +297,84 @@ class Board:
                 if subscription in registry:
                     registry.remove(subscription)
 
+    def _value_max(self, line_id: int) -> int | None:
+        """Largest value an input line in its current mode can read (None: not an input, no check)."""
+        mode = self._modes.get(line_id)
+        if mode is LineMode.ANALOG_IN:
+            bits = self._lines[line_id].analog_in_bits
+            return (1 << bits) - 1 if bits else None
+        if mode is LineMode.DIGITAL_IN or mode is LineMode.DIGITAL_IN_PULLUP:
+            return 1
+        return None
+
+    def _in_range(self, reading: LineReading) -> bool:
+        """Readings outside the line's declared range (line noise parsed as data) are dropped and counted."""
+        top = self._value_max(reading.line_id)
+        if top is None or 0 <= reading.value <= top:
+            return True
+        count = self.dropped_values.get(reading.line_id, 0)
+        self.dropped_values[reading.line_id] = count + 1
+        if count == 0:
+            log.warning("%s: dropped reading %d on line %s (outside 0..%d); later ones are only counted",
+                        self.url, reading.value, self._lines[reading.line_id].label, top)
+        return False
+
     def _deliver(self, reading: LineReading) -> None:
-        """Hand a reading to every subscriber; called by the driver's reader thread."""
-        for subscription in self._subscriptions:
+        """Hand a reading to every subscriber; called by the driver's reader thread.
+
+        A subscriber whose callback raises is reported and removed; the others and the driver's thread go on.
+        """
+        self._heard_at = time.monotonic()
+        if not self._in_range(reading):
+            return
+        for subscription in tuple(self._subscriptions):
             if subscription.lines is None or reading.line_id in subscription.lines:
-                subscription.callback(reading)
+                self._notify(subscription, reading)
+
+    def _notify(self, subscription: Subscription, item: object) -> None:
+        """Run one subscriber's callback, isolated from the driver and the other subscribers."""
+        try:
+            subscription.callback(item)  # type: ignore[arg-type]
+        except Exception as error:  # noqa: BLE001 - a subscriber's bug must not end the board's readings
+            message = f"{self.url}: subscriber {subscription.callback!r} raised {type(error).__name__}: {error}"
+            self.callback_errors.append(message)
+            log.error("%s; it is unsubscribed, other subscribers go on", message, exc_info=error)
+            self._remove_subscription(subscription)
 
     def _deliver_signals(self, block: SignalBlock) -> None:
         """Hand a signal block to every signal subscriber; called by the driver's acquisition thread."""
-        for subscription in self._signal_subscriptions:
-            subscription.callback(block)  # type: ignore[arg-type]
+        self._heard_at = time.monotonic()
+        for subscription in tuple(self._signal_subscriptions):
+            self._notify(subscription, block)
+
+    def _heard(self) -> None:
+        """The device said something (any message, not only readings): it is alive."""
+        self._heard_at = time.monotonic()
+
+    def _expected_interval_usec(self) -> int | None:
+        """How often the device should send something in its current configuration (None: no expectation,
+        e.g. digital inputs that only report changes). Drivers override this; the watchdog uses it."""
+        return None
+
+    def _check_silence(self, now: float) -> None:
+        """Called by the watchdog: fail the board if it should be sending and has been silent too long."""
+        if self._closed or self._error is not None:
+            return
+        interval = self._expected_interval_usec()
+        if interval is None:
+            return
+        limit_s = max(self.silence_limit_usec, SILENCE_PERIODS * interval) / 1e6
+        silent_s = now - self._heard_at
+        if silent_s > limit_s:
+            self.silences += 1
+            self._fail(BoardError(f"{self.url}: no data from the device for {silent_s:.1f} s (it should send "
+                                  f"every {interval / 1000:g} ms; silence limit {limit_s:g} s)"))
+
+    def set_silence_limit(self, limit_usec: int) -> None:
+        """How long a board that should be sending may stay silent before it is declared dead."""
+        if not 0 < limit_usec <= 86_400_000_000:
+            raise LineError(f"silence limit must be between 0 and 24 h, got {limit_usec} µs")
+        self.silence_limit_usec = int(limit_usec)
 
     def _fail(self, error: BoardError) -> None:
         """The board is gone: tell every subscriber once, refuse further commands."""
@@ -300,7 +385,10 @@ class Board:
             receivers = [s.on_error for s in self._subscriptions + self._signal_subscriptions
                          if s.on_error is not None]
         for on_error in receivers:
-            on_error(error)
+            try:
+                on_error(error)
+            except Exception:  # noqa: BLE001 - one subscriber's bug must not keep the others uninformed
+                log.exception("%s: error callback %r raised", self.url, on_error)
         if self._scheduler is not None:
             self._scheduler.stop()
 
@@ -360,3 +448,35 @@ class Board:
 
     def _close(self) -> None:
         raise NotImplementedError
+
+
+class _Watchdog:
+    """One daemon thread that checks every open board for silence (see ``Board._check_silence``)."""
+
+    def __init__(self) -> None:
+        self._boards: weakref.WeakSet[Board] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, board: Board) -> None:
+        with self._lock:
+            self._boards.add(board)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="hwlink-board-watchdog", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(WATCHDOG_TICK_S)
+            with self._lock:
+                boards = [board for board in self._boards if not board.closed]
+            now = time.monotonic()
+            for board in boards:
+                try:
+                    board._check_silence(now)
+                except Exception:  # noqa: BLE001 - the watchdog must outlive any one board
+                    log.exception("%s: silence check failed", board.url)
+            del boards
+
+
+_watchdog = _Watchdog()

@@ -7,6 +7,8 @@ URLs: ``firmata:///dev/ttyACM0``, ``firmata://COM3``, or ``firmata+<pyserial URL
 ``baud``           serial speed (default 57600; FirmataExpress uses 115200)
 ``timeout``        handshake deadline, a duration (default 5s; covers an Uno's reset-on-open)
 ``analog_interval`` analog sampling interval, whole milliseconds (default 19ms, Firmata's own default)
+``silence``        with analog inputs reporting, the board is declared dead (``BoardError``) after this long
+                   without a message (default 5s, at least 10 sampling intervals)
 =================  =========================================================================================
 
 Other query options are handed to pyserial's URL handler (e.g. ``firmata+spy:///dev/ttyACM0?file=trace.txt``).
@@ -32,7 +34,7 @@ import serial.tools.list_ports
 from hwlink.clock import MasterClock, run_clock
 from hwlink.drivers import BoardDescription
 from hwlink.drivers import firmata_protocol as fp
-from hwlink.drivers.base import Board
+from hwlink.drivers.base import DEFAULT_SILENCE_LIMIT_USEC, Board
 from hwlink.drivers.lineinfo import LineInfo, LineMode
 from hwlink.platform import make_thread_timely
 from hwlink.errors import BoardError, ConfigError, LineError
@@ -72,6 +74,7 @@ class FirmataOptions:
     baud: int = DEFAULT_BAUD
     timeout_usec: int = DEFAULT_TIMEOUT_USEC
     analog_interval_usec: int = DEFAULT_ANALOG_INTERVAL_USEC
+    silence_usec: int = DEFAULT_SILENCE_LIMIT_USEC
 
     @classmethod
     def from_url(cls, url: str) -> FirmataOptions:
@@ -88,11 +91,17 @@ class FirmataOptions:
         passed_on: list[tuple[str, str]] = []
         for key, value in pairs:
             if key == "baud":
-                if not value.isdigit() or int(value) <= 0:
+                if not value.isdigit() or not 0 < int(value) <= 100_000_000:
                     raise ConfigError(f"firmata option baud needs a positive integer, got {value!r}")
                 options["baud"] = int(value)
             elif key == "timeout":
                 options["timeout_usec"] = parse_duration_usec(value)
+                if not 0 < options["timeout_usec"] <= 3_600_000_000:
+                    raise ConfigError(f"firmata option timeout must be more than 0 and at most 1h, got {value!r}")
+            elif key == "silence":
+                options["silence_usec"] = parse_duration_usec(value)
+                if not 0 < options["silence_usec"] <= 86_400_000_000:
+                    raise ConfigError(f"firmata option silence must be more than 0 and at most 24h, got {value!r}")
             elif key == "analog_interval":
                 interval = parse_duration_usec(value)
                 if interval % 1000 or not 1_000 <= interval <= 16_383_000:
@@ -103,7 +112,7 @@ class FirmataOptions:
         if scheme == "firmata":
             if passed_on:
                 raise ConfigError(f"unknown firmata option {passed_on[0][0]!r}; known options: baud, timeout, "
-                                  "analog_interval")
+                                  "analog_interval, silence")
             port_url = target
         else:
             port_url = f"{scheme.partition('+')[2]}://{target}"
@@ -318,6 +327,7 @@ class FirmataBoard(Board):
         self._analog_pins: set[int] = set()
         self._pin_value_command = self.protocol_version >= (2, 5)  # SET_DIGITAL_PIN_VALUE is new in 2.5
         self.analog_interval_usec = options.analog_interval_usec
+        self.silence_limit_usec = options.silence_usec
         self.board_strings: deque[str] = deque(maxlen=32)  # STRING_DATA the firmware sent (its error messages)
         self.unknown_messages = 0
         link.keep_heard = False
@@ -340,6 +350,7 @@ class FirmataBoard(Board):
 
     # ----- readings (reader thread) ---------------------------------------------------------------------
     def _on_messages(self, messages: Messages, arrival: int) -> None:
+        self._heard()
         for command, data in messages:
             high = command & 0xF0
             if high == fp.DIGITAL_MESSAGE:
@@ -355,14 +366,9 @@ class FirmataBoard(Board):
             elif command != fp.REPORT_VERSION and not (command == fp.START_SYSEX and data[0] in _LATE_REPLIES):
                 self.unknown_messages += 1
 
-    def _deliver(self, reading: LineReading) -> None:
-        """As Board._deliver, but one subscriber's exception neither reaches the others nor ends the reader."""
-        for subscription in self._subscriptions:
-            if subscription.lines is None or reading.line_id in subscription.lines:
-                try:
-                    subscription.callback(reading)
-                except Exception:
-                    log.exception("%s: reading callback %r failed", self.url, subscription.callback)
+    def _expected_interval_usec(self) -> int | None:
+        """With analog inputs reporting, the firmware sends every sampling interval; digital inputs only on change."""
+        return self.analog_interval_usec if self._analog_pins else None
 
     def _on_port(self, port: int, levels: int, arrival: int) -> None:
         if port >= len(self._port_inputs):

@@ -685,7 +685,7 @@ class NidaqBoard(Board):
                 reading = LineReading(line_id, codes[row][column], stamps[row], device_list[row])
                 for subscription in named:
                     if line_id in subscription.lines:  # type: ignore[operator]
-                        subscription.callback(reading)
+                        self._notify(subscription, reading)
 
     def _named_subscriptions(self, line_ids: tuple[int, ...]) -> list[Subscription]:
         """Reading subscriptions that asked for any of these lines by id (per-sample readings are opt-in)."""

@@ -26,13 +26,19 @@ URL query parameters (all optional), e.g. ``sim://?loopback=13:2&drift_ppm=50&la
                    ``step:AT[:LOW[:HIGH]]``, ``const:VALUE`` (default: sine at 0.5 Hz, amplitude 400 around 512)
 ``dN``             external signal on digital input N: ``square:FREQ[:DUTY]``
 ``fail_after``     the board "disconnects" this long after it was opened (to exercise error handling)
+``mute_after``     the board stops sending (but stays connected) this long after it was opened (to exercise liveness)
+``silence``        with analog inputs on, the board is declared dead after this long without data (default 5s)
 =================  ==========================================================================================
+
+Numbers are checked before use: ``drift_ppm`` within ±100000, ``drift_change`` within ±100000 ppm/h, durations
+within a year, generator parameters finite.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 import urllib.parse
@@ -42,7 +48,7 @@ import numpy as np
 
 from hwlink.clock import MasterClock
 from hwlink.drivers import BoardDescription
-from hwlink.drivers.base import Board
+from hwlink.drivers.base import DEFAULT_SILENCE_LIMIT_USEC, Board
 from hwlink.drivers.lineinfo import LineInfo, LineMode
 from hwlink.platform import coarse_timeout, make_thread_timely
 from hwlink.errors import BoardError, ConfigError
@@ -93,21 +99,29 @@ class AnalogGenerator:
 
 def parse_analog_generator(spec: str) -> AnalogGenerator:
     kind, *args = spec.split(":")
+
+    def number(index: int, default: float) -> float:
+        if len(args) <= index:
+            return default
+        value = float(args[index])
+        if not math.isfinite(value) or abs(value) > 1e9:
+            raise ValueError(f"{args[index]!r} is not a finite number within ±1e9")
+        return value
+
     try:
         if kind == "sine" and 1 <= len(args) <= 3:
             freq = parse_frequency_hz(args[0])
-            amplitude = float(args[1]) if len(args) > 1 else 400.0
-            mean = float(args[2]) if len(args) > 2 else 512.0
-            return AnalogGenerator("sine", freq, amplitude, mean)
+            return AnalogGenerator("sine", freq, number(1, 400.0), number(2, 512.0))
         if kind == "noise" and len(args) <= 2:
-            return AnalogGenerator("noise", amplitude=float(args[0]) if args else 50.0,
-                                   mean=float(args[1]) if len(args) > 1 else 512.0)
+            amplitude = number(0, 50.0)
+            if amplitude < 0:
+                raise ValueError("the noise SD must not be negative")
+            return AnalogGenerator("noise", amplitude=amplitude, mean=number(1, 512.0))
         if kind == "step" and 1 <= len(args) <= 3:
-            return AnalogGenerator("step", at_usec=parse_duration_usec(args[0]),
-                                   mean=float(args[1]) if len(args) > 1 else 0.0,
-                                   amplitude=float(args[2]) if len(args) > 2 else float(ADC_MAX))
+            return AnalogGenerator("step", at_usec=parse_duration_usec(args[0]), mean=number(1, 0.0),
+                                   amplitude=number(2, float(ADC_MAX)))
         if kind == "const" and len(args) == 1:
-            return AnalogGenerator("const", mean=float(args[0]))
+            return AnalogGenerator("const", mean=number(0, 0.0))
     except ValueError as error:
         raise ConfigError(f"bad analog generator {spec!r}: {error}") from None
     raise ConfigError(
@@ -133,9 +147,11 @@ class SimConfig:
     analog: dict[int, AnalogGenerator] = field(default_factory=dict)
     digital: dict[int, SquareWave] = field(default_factory=dict)
     fail_after_usec: int | None = None
+    mute_after_usec: int | None = None
+    silence_usec: int = DEFAULT_SILENCE_LIMIT_USEC
 
     _KNOWN = ("seed", "loopback", "offset", "drift_ppm", "drift_change", "steps", "latency", "spikes",
-              "analog_interval", "fail_after")
+              "analog_interval", "fail_after", "mute_after", "silence")
 
     @classmethod
     def from_url(cls, url: str) -> SimConfig:
@@ -155,14 +171,16 @@ class SimConfig:
         for key, value in pairs:
             if key == "seed":
                 config.seed = _int(key, value)
+                if not 0 <= config.seed < 2**63:
+                    raise ConfigError(f"sim:// option seed must be within 0..2**63-1, got {value!r}")
             elif key == "loopback":
                 config.loopback = _parse_loopback(value)
             elif key == "offset":
                 clock_args["offset_usec"] = float(parse_duration_usec(value, allow_negative=True))
             elif key == "drift_ppm":
-                clock_args["drift_ppm"] = _float(key, value)
+                clock_args["drift_ppm"] = _float(key, value, 100_000)
             elif key == "drift_change":
-                clock_args["drift_change_ppm_per_hour"] = _float(key, value)
+                clock_args["drift_change_ppm_per_hour"] = _float(key, value, 100_000)
             elif key == "steps":
                 clock_args["steps"] = parse_steps(value)
             elif key == "latency":
@@ -175,6 +193,12 @@ class SimConfig:
                     raise ConfigError("analog_interval must be at least 100us")
             elif key == "fail_after":
                 config.fail_after_usec = parse_duration_usec(value)
+            elif key == "mute_after":
+                config.mute_after_usec = parse_duration_usec(value)
+            elif key == "silence":
+                config.silence_usec = parse_duration_usec(value)
+                if config.silence_usec <= 0:
+                    raise ConfigError("sim:// option silence must be positive")
             elif key.startswith("a") and key in lines and lines[key].analog_in_bits:
                 config.analog[lines[key].line_id] = parse_analog_generator(value)
             elif key.startswith("d") and key in lines and lines[key].digital_in:
@@ -198,11 +222,14 @@ def _int(key: str, value: str) -> int:
         raise ConfigError(f"sim:// option {key} needs an integer, got {value!r}") from None
 
 
-def _float(key: str, value: str) -> float:
+def _float(key: str, value: str, limit: float) -> float:
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise ConfigError(f"sim:// option {key} needs a number, got {value!r}") from None
+    if not math.isfinite(number) or abs(number) > limit:
+        raise ConfigError(f"sim:// option {key} must be a finite number within ±{limit:g}, got {value!r}")
+    return number
 
 
 def _parse_loopback(spec: str) -> dict[int, list[int]]:
@@ -222,7 +249,10 @@ def _parse_square(spec: str) -> SquareWave:
     kind, *args = spec.split(":")
     if kind != "square" or not 1 <= len(args) <= 2:
         raise ConfigError(f"bad digital generator {spec!r}: use square:FREQ[:DUTY]")
-    duty = float(args[1]) if len(args) > 1 else 0.5
+    try:
+        duty = float(args[1]) if len(args) > 1 else 0.5
+    except ValueError:
+        raise ConfigError(f"bad digital generator {spec!r}: duty must be a number between 0 and 1") from None
     if not 0 < duty < 1:
         raise ConfigError(f"bad digital generator {spec!r}: duty must be between 0 and 1")
     return SquareWave(parse_frequency_hz(args[0]), duty)
@@ -264,6 +294,10 @@ class SimBoard(Board):
                 self._push(1e6 / wave.frequency_hz * (1 - wave.duty), "square", (line, 1))
             if config.fail_after_usec is not None:
                 self._push(float(config.fail_after_usec), "fail", None)
+            if config.mute_after_usec is not None:
+                self._push(float(config.mute_after_usec), "mute", None)
+        self.silence_limit_usec = config.silence_usec
+        self._muted = False
         self._thread = threading.Thread(target=self._device_loop, name="hwlink-sim", daemon=True)
         self._thread.start()
 
@@ -339,6 +373,12 @@ class SimBoard(Board):
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
 
+    def _expected_interval_usec(self) -> int | None:
+        """Analog inputs are sampled every analog_interval; digital inputs only report changes."""
+        if any(mode is LineMode.ANALOG_IN for mode in self._modes.values()):
+            return round(self._analog_period_master())
+        return None
+
     # ----- device internals (called with self._cond held) -------------------------------------------------
     def _push(self, due_usec: float, kind: str, payload: object) -> None:
         heapq.heappush(self._events, (due_usec, next(self._sequence), kind, payload))
@@ -368,6 +408,8 @@ class SimBoard(Board):
 
     def _send(self, line_id: int, value: int, event_usec: float) -> None:
         """Device stamps the observation, then it travels to the host."""
+        if self._muted:
+            return
         device_time = int(self.config.device_clock.device_time_int(event_usec))
         arrival = float(self.config.latency.arrival_times(np.array([event_usec]), self._rng)[0])
         arrival = max(arrival, self._last_arrival)
@@ -398,6 +440,8 @@ class SimBoard(Board):
             self._update_inputs(int(due))
             share = wave.duty if level else 1 - wave.duty
             self._push(due + 1e6 / wave.frequency_hz * share, "square", (line_id, 1 - level))
+        elif kind == "mute":
+            self._muted = True
         elif kind == "fail":
             self._running = False
             self._cond.release()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 from pathlib import Path
 
 from hwlink import platform
+
+# Kept free on the recording's file system: a writer stops cleanly (raising ENOSPC itself) rather than let a
+# library meet a full disk halfway through a write (HDF5 then leaves zero rows behind and can crash at exit),
+# and closing every file and rewriting the manifests still finds room.
+SPACE_RESERVE_BYTES = 256 << 10
 
 # Media types edlio dispatches on (Q7 of the format notes): write one only where edlio has a loader for it;
 # .tsync, .h5, .rhd and .zarr must carry a file_type only.
@@ -52,6 +59,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         temp.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def ensure_space(path: Path, needed: int) -> None:
+    """Raise ENOSPC (as the OS would) unless ``needed`` bytes plus the reserve are free where ``path`` lives."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return  # cannot tell: let the write itself find out
+    if free < needed + SPACE_RESERVE_BYTES:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({free // 1024} KiB free, stopped before "
+                                    f"the last {SPACE_RESERVE_BYTES // 1024} KiB)", str(path))
 
 
 def fsync_directory(path: Path) -> None:

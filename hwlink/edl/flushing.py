@@ -12,7 +12,7 @@ import time
 import weakref
 from typing import Protocol
 
-TICK_SECONDS = 0.1
+TICK_SECONDS = 0.05
 
 
 class Flushable(Protocol):
@@ -47,7 +47,10 @@ def _run() -> None:
         with _lock:
             writers = list(_writers)
         for writer in writers:
-            writer.flush_if_due()
+            try:
+                writer.flush_if_due()
+            except Exception:  # noqa: BLE001 - one writer's failure must not stop the flushing of the others
+                pass
         del writers
 
 

@@ -13,12 +13,13 @@ in lock-step, one row per sample or reading —
 Rows are copied into preallocated numpy buffers and written to HDF5 in bursts, each burst followed by
 ``File.flush()``: HDF5 is only touched during a burst, so a killed process leaves a file that opens with
 everything up to the last flush. A burst happens when the buffer is full or its oldest row is older than
-``flush_interval`` (0.5 s by default; a background thread covers quiet streams).
+``flush_interval`` (0.25 s by default; a background thread covers quiet streams).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -30,13 +31,14 @@ import h5py
 import numpy as np
 
 from hwlink.edl import flushing
+from hwlink.edl.files import ensure_space
 from hwlink.errors import HwlinkError
 
 LAYOUT_SIGNALS = "hwlink-signals-1"
 LAYOUT_LINE_READINGS = "hwlink-line-readings-1"
 MASTER_CLOCK = "hwlink master clock: µs since the run started (CLOCK_MONOTONIC based)"
 NO_DEVICE_TIME = np.iinfo(np.int64).min
-DEFAULT_FLUSH_INTERVAL = 0.5
+DEFAULT_FLUSH_INTERVAL = 0.25  # with the flusher's tick, a kill loses well under the README's 0.5 s
 _BUFFER_BYTES = 4 << 20
 CHUNK_BYTES = 1 << 20
 _STRING = h5py.string_dtype()
@@ -118,11 +120,18 @@ class _Column:
             write_chunk((row, *tail), self.partial)
 
 
+_METADATA_SLACK = 64 << 10  # B-tree nodes and object headers a burst may add
+
+
 def _describe(error: BaseException) -> str:
     """h5py's messages run over several lines of HDF5 internals; the errno says it in a few words."""
     if isinstance(error, OSError) and error.errno:
         return os.strerror(error.errno)
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = str(error)
+    found = re.search(r"error message = '([^']+)'", text)
+    if found:
+        return found.group(1)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _attr(value: Any) -> Any:
@@ -147,6 +156,7 @@ class _ColumnFile:
         # A whole number of chunks where a chunk fits, so each burst writes whole chunks (the last one may be
         # partial); a chunk larger than the buffer leaves the buffer's size as it is.
         self._buffer_rows = rows // chunk * chunk if chunk <= rows else rows
+        self._chunk_rows, self._row_bytes = chunk, row_bytes
         try:
             self._file = h5py.File(self.path, "w-")
         except (OSError, ValueError) as error:
@@ -220,19 +230,44 @@ class _ColumnFile:
         elif now - self._pending_since >= self._flush_interval:
             self._burst()
 
+    def _space_needed(self, count: int) -> int:
+        """Bytes a burst of ``count`` rows can allocate: every chunk it starts, whole, plus metadata."""
+        start, end = self._rows_written, self._rows_written + count
+        new_chunks = max(0, (end - 1) // self._chunk_rows - -(-start // self._chunk_rows) + 1)
+        return new_chunks * self._chunk_rows * self._row_bytes + _METADATA_SLACK
+
+    def _undo_resize(self) -> None:
+        """After a failed write, shrink the columns back to the rows that were written (no zero rows)."""
+        for column in self._columns:
+            try:
+                if column.dataset.shape[0] != self._rows_written:
+                    column.dataset.resize(self._rows_written, axis=0)
+            except Exception:  # noqa: BLE001 - the file is failing already; the error raised is the first one
+                pass
+
     def _write_direct(self, arrays: Sequence[np.ndarray]) -> None:
         count = arrays[0].shape[0]
+        try:
+            ensure_space(self.path, self._space_needed(count))
+        except OSError as error:
+            raise self._failed(error) from None
         try:
             for column, array in zip(self._columns, arrays, strict=True):
                 column.write(np.ascontiguousarray(array, dtype=column.dtype), self._rows_written, count)
             self._rows_written += count
             self._finish_burst()
         except Exception as error:
+            self._undo_resize()
             raise self._failed(error) from error
 
     def _burst(self) -> None:
         """Write the buffer to HDF5 and flush (called with the lock held)."""
         count = self._filled
+        if count:
+            try:
+                ensure_space(self.path, self._space_needed(count))
+            except OSError as error:  # stop before HDF5 meets the full disk: the file stays as last flushed
+                raise self._failed(error) from None
         try:
             if count:
                 for column in self._columns:
@@ -241,6 +276,7 @@ class _ColumnFile:
                 self._filled = 0
             self._finish_burst()
         except Exception as error:
+            self._undo_resize()
             raise self._failed(error) from error
 
     def _failed(self, error: Exception) -> SignalWriteError:

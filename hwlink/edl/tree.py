@@ -94,6 +94,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise EdlError(f"{path}: invalid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise EdlError(f"{path}: not UTF-8 text (byte {error.start}): not a TOML file") from None
+    except IsADirectoryError:
+        raise EdlError(f"{path}: is a directory, not a TOML file") from None
 
 
 @dataclass

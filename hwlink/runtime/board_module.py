@@ -99,6 +99,20 @@ class BoardModule(Module):
         for ref in self._output_refs:
             self.board.set_mode(self.board.line(ref).line_id, LineModeFlags.IS_OUTPUT)
 
+    def _record_faults(self) -> None:
+        """The board's silences, dropped out-of-range values and failure go into its dataset's attributes."""
+        board = self.board
+        assert board is not None
+        faults = {"device_silences": board.silences, "dropped_values": sum(board.dropped_values.values()),
+                  "callback_errors": len(board.callback_errors), "board_failed": board.error is not None,
+                  "failure_reason": str(board.error) if board.error is not None else ""}
+        if self._synchronizer is None and not any(faults.values()):
+            return  # no dataset of its own, and nothing to say
+        try:
+            self.ctx.dataset(self.name).update_attributes(faults)
+        except HwlinkError:
+            pass  # a full disk refuses the attributes too; the data files are closed anyway
+
     def _on_reading(self, reading: LineReading) -> None:
         if not self._delivering or not self.ctx.clock_running:
             return
@@ -135,5 +149,6 @@ class BoardModule(Module):
             subscription.cancel()
         if self.board is not None:
             self.board.close()
+            self._record_faults()
         if self._synchronizer is not None:
             self._synchronizer.stop()

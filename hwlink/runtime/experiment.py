@@ -6,6 +6,8 @@ gives no positions for values, so a small scanner records on which line each tab
 
 from __future__ import annotations
 
+import math
+
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -131,6 +133,10 @@ def load_experiment(path: str | Path) -> ExperimentFile:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ExperimentError(f"cannot read experiment file {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[:error.start].count(b"\n") + 1
+        raise ExperimentError(f"{path}:{line}: not UTF-8 text (byte {error.start}); an experiment file is "
+                              "UTF-8 TOML") from None
     return parse_experiment(text, path)
 
 
@@ -142,6 +148,8 @@ def parse_experiment(text: str, path: Path) -> ExperimentFile:
         line = found.group(1) if found else "1"
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
         raise ExperimentError(f"{path}:{line}: invalid TOML: {message}") from None
+    except RecursionError:
+        raise ExperimentError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     experiment = ExperimentFile(path.resolve(), text, LineLocator(text))
     for key in document:
         if key not in _TOP_KEYS:
@@ -234,7 +242,8 @@ class Settings:
             raise self.error(key, f"{key} must be a string")
         return value
 
-    def integer(self, key: str, default: Any = _REQUIRED, minimum: int | None = None) -> Any:
+    def integer(self, key: str, default: Any = _REQUIRED, minimum: int | None = None,
+                maximum: int | None = None) -> Any:
         value = self._raw(key, default)
         if value is default:
             return value
@@ -242,13 +251,20 @@ class Settings:
             raise self.error(key, f"{key} must be an integer")
         if minimum is not None and value < minimum:
             raise self.error(key, f"{key} must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"{key} must be at most {maximum}")
         return value
 
-    def number(self, key: str, default: Any = _REQUIRED) -> Any:
+    def number(self, key: str, default: Any = _REQUIRED, minimum: float = -1e12, maximum: float = 1e12) -> Any:
+        """A finite number within [minimum, maximum] (nan, inf and 1e400 are refused)."""
         value = self._raw(key, default)
-        if value is not default and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        if value is default:
+            return value
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise self.error(key, f"{key} must be a number")
-        return value if value is default else float(value)
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            raise self.error(key, f"{key} must be a finite number within {minimum:g}..{maximum:g}, got {value!r}")
+        return float(value)
 
     def duration_usec(self, key: str, default: Any = _REQUIRED) -> Any:
         """Defaults are given as text too ('10ms') and parsed like the file's values."""

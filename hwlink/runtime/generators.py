@@ -16,6 +16,12 @@ from hwlink.runtime.module import InPort, Module, PacedThread, RunContext
 from hwlink.runtime.types import SIGNAL_CLASSES, DataType, Frame, MetaSize, signal_type_for
 from hwlink.units import parse_frequency_hz
 
+# Limits checked before anything is allocated (an experiment file is user input).
+MAX_FRAME_SIDE = 16384
+MAX_CHANNELS = 4096
+MAX_BLOCK_BYTES = 64 << 20
+SIGNAL_DTYPES = ("float32", "int32", "uint16")
+
 
 class CameraModule(Module):
     """``kind = "camera"``: a simulated camera (moving gradient with the frame index burnt into row 0)."""
@@ -28,8 +34,8 @@ class CameraModule(Module):
         super().__init__(spec, ctx)
         settings = Settings(spec)
         self.fps = settings.frequency_hz("fps", "30Hz")
-        self.width = settings.integer("width", 320, minimum=8)
-        self.height = settings.integer("height", 240, minimum=8)
+        self.width = settings.integer("width", 320, minimum=8, maximum=MAX_FRAME_SIDE)
+        self.height = settings.integer("height", 240, minimum=8, maximum=MAX_FRAME_SIDE)
         settings.finish(self.description)
         self.frames = self.add_output("frames", DataType.Frame)
         self.frames.metadata = {"framerate": self.fps, "size": MetaSize(self.width, self.height)}
@@ -67,18 +73,23 @@ class SignalSourceModule(Module):
         super().__init__(spec, ctx)
         settings = Settings(spec)
         self.sample_rate = settings.frequency_hz("sample_rate", "1kHz")
-        self.block_size = settings.integer("block_size", 50, minimum=1)
-        self.channels = settings.integer("channels", 4, minimum=1)
+        self.block_size = settings.integer("block_size", 50, minimum=1, maximum=1_000_000)
+        self.channels = settings.integer("channels", 4, minimum=1, maximum=MAX_CHANNELS)
         frequencies = settings.strings("frequencies", ["10Hz"])
         self.frequencies = [_frequency(settings, text) for text in frequencies]
         self.amplitude = settings.number("amplitude", 1000.0)
-        self.noise = settings.number("noise", 0.0)
+        self.noise = settings.number("noise", 0.0, minimum=0.0)
         dtype_name = settings.text("dtype", "float32")
-        try:
-            self.dtype = np.dtype(dtype_name)
-        except TypeError:
-            raise settings.error("dtype", f"unknown dtype {dtype_name!r}; use float32, int32 or uint16") from None
-        self.seed = settings.integer("seed", 0)
+        if dtype_name not in SIGNAL_DTYPES:
+            raise settings.error("dtype", f"unknown dtype {dtype_name!r}; use float32, int32 or uint16")
+        self.dtype = np.dtype(dtype_name)
+        if self.block_size * self.channels * self.dtype.itemsize > MAX_BLOCK_BYTES:
+            raise settings.error("block_size", f"a block of {self.block_size} x {self.channels} {dtype_name} "
+                                               f"exceeds {MAX_BLOCK_BYTES >> 20} MiB")
+        self.seed = settings.integer("seed", 0, minimum=0, maximum=2**63 - 1)
+        if self.block_size / self.sample_rate < 1e-4:
+            raise settings.error("block_size", f"blocks of {self.block_size} samples at {self.sample_rate:g} Hz "
+                                               "would come faster than every 100 µs; use bigger blocks")
         settings.finish(self.description)
         self.data_type = signal_type_for(self.dtype)
         self.signals = self.add_output("signals", self.data_type)
@@ -159,7 +170,7 @@ class ToneModule(Module):
         super().__init__(spec, ctx)
         settings = Settings(spec)
         self.frequency = settings.frequency_hz("frequency", "1kHz")
-        self.sample_rate = settings.integer("sample_rate", 16000, minimum=1000)
+        self.sample_rate = settings.integer("sample_rate", 16000, minimum=1000, maximum=384_000)
         self.volume = settings.number("volume", 0.5)
         if not 0 < self.volume <= 1:
             raise settings.error("volume", "volume must be in (0, 1]")
@@ -227,7 +238,7 @@ class PulseTrainModule(Module):
     def __init__(self, spec: ModuleSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
         settings = Settings(spec)
-        self.line = settings.integer("line", minimum=0)
+        self.line = settings.integer("line", minimum=0, maximum=65535)
         self.width_usec = settings.duration_usec("width", "10ms")
         self.period_usec = settings.duration_usec("period", "1s")
         self.autostart = bool(settings.raw("autostart", False))

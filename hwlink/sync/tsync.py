@@ -15,14 +15,17 @@ silently.
 
 from __future__ import annotations
 
+import errno
 import json
 import operator
 import os
 import struct
 import sys
+import threading
 import time
 import uuid
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -38,7 +41,7 @@ from hwlink.errors import ConfigError, HwlinkError
 __all__ = [
     "TSyncFileMode", "TSyncTimeUnit", "TSyncDataType", "TSyncWriter", "TSyncFile", "TSyncTruncation",
     "read_tsync", "read_tsync_header", "TSyncError", "TSyncFormatError", "TSyncChecksumError",
-    "TSyncCorruptError", "TSyncValueError", "TSyncTruncationWarning", "DEFAULT_BLOCK_SIZE",
+    "TSyncCorruptError", "TSyncValueError", "TSyncWriteError", "TSyncTruncationWarning", "DEFAULT_BLOCK_SIZE",
 ]
 
 
@@ -113,6 +116,8 @@ LEGACY_MAGIC = 0xF223434E5953548A
 LEGACY_BLOCK_TERM = 0x1126000000000000
 VERSION = (1, 2)
 DEFAULT_BLOCK_SIZE = 2800
+DEFAULT_FLUSH_INTERVAL = 0.25  # seconds an added entry may wait before it is published (the kill-loss bound)
+FLUSH_TICK_S = 0.05
 TERMINATOR_BYTES = 16  # BLOCK_TERM (u64) + XXH3-64 digest (u64)
 _NULL_STRING_LENGTH = 0xFFFFFFFF
 _NIL_UUID = "00000000-0000-0000-0000-000000000000"
@@ -148,6 +153,10 @@ class TSyncChecksumError(TSyncCorruptError):
 
 class TSyncValueError(TSyncError):
     """A value given to the writer does not fit the column's declared data type."""
+
+
+class TSyncWriteError(TSyncError):
+    """Writing the file failed (disk full, I/O error); the file on disk keeps what was published before."""
 
 
 class TSyncTruncationWarning(UserWarning):
@@ -226,8 +235,12 @@ class TSyncFile(TSyncHeader):
         return self.times[:, 1]
 
     @property
-    def created(self) -> datetime:
-        return datetime.fromtimestamp(self.creation_time, tz=UTC)
+    def created(self) -> datetime | None:
+        """The creation time as a UTC datetime; None if the stored seconds are outside years 1..9999."""
+        try:
+            return datetime.fromtimestamp(self.creation_time, tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
 
     @property
     def tolerance_us(self) -> int | None:
@@ -237,7 +250,7 @@ class TSyncFile(TSyncHeader):
             return None
         try:
             return int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # e.g. 1e400 parses as inf
             return None
 
     @property
@@ -325,10 +338,16 @@ def _checked_int(value: Any, data_type: TSyncDataType, name: str) -> int:
 class TSyncWriter:
     """Writes a format-1.2 tsync file that Syntalos and edlio read.
 
-    The header is written (and flushed) when the writer opens, each full block is written and flushed as it
-    completes, and :meth:`flush` also writes the entries of the block in progress (still unterminated) so a
-    crash loses nothing a lenient read cannot salvage. :meth:`close` terminates the last partial block; the
-    context manager closes even when the body raises. The path is used as given (Syntalos appends ``.tsync``).
+    Kill-safe: the file on disk is always a complete tsync file that Syntalos, edlio and a strict
+    :func:`read_tsync` read. Each publication (when the writer opens, when a block completes, on :meth:`flush`,
+    and at least every ``flush_interval`` seconds while entries are waiting, from a background thread) writes a
+    new file beside it, holding the verified blocks already published (copied in the kernel), the new blocks and
+    the block in progress terminated as a short last block, and renames it over the old one. A SIGKILL at any
+    moment therefore leaves either the previous or the new file, never a torn one, and loses at most the entries
+    added since the last publication. :meth:`close` publishes the final file; the context manager closes even
+    when the body raises. The path is used as given (Syntalos appends ``.tsync``). A failed publication (disk
+    full, I/O error) leaves the previous file in place and raises :class:`TSyncWriteError` then and from every
+    later call.
     """
 
     def __init__(
@@ -345,6 +364,7 @@ class TSyncWriter:
         tolerance_us: int | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
         creation_time: int | None = None,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
         self.path = Path(path)
         self.mode = TSyncFileMode(mode)
@@ -369,15 +389,21 @@ class TSyncWriter:
         self._pending1: list[int] = []  # pairs from add() not yet in the block buffer
         self._pending2: list[int] = []
         self._range1, self._range2 = self.data_types[0].value_range, self.data_types[1].value_range
-        self._written = 0  # of those, already written to the file (by flush)
         self._count = 0
-        self._file: BinaryIO | None = open(self.path, "wb")
-        try:
-            self._file.write(header)
-            self._file.flush()
-        except BaseException:
-            self._file.close()
-            raise
+        if not (isinstance(flush_interval, (int, float)) and 0 < flush_interval <= 3600):
+            raise ConfigError(f"tsync flush interval must be within (0, 3600] s, got {flush_interval!r}")
+        self._flush_interval = float(flush_interval)
+        self._header = header
+        self._block_bytes = self.block_size * self._entry.itemsize + TERMINATOR_BYTES
+        self._done: list[bytes] = []  # completed blocks (with terminator and digest) not yet published
+        self._published_blocks = 0  # complete blocks in the file on disk
+        self._dirty = False  # entries added since the last publication
+        self._error: TSyncWriteError | None = None
+        self._open = True
+        self._lock = threading.RLock()  # the owner's add() and the background flusher
+        self._next_publish = 0.0
+        self._publish()
+        _flusher.register(self)
 
     def _header_bytes(self, module_name: str, collection_id: str, user_json: str, creation_time: int) -> bytes:
         hashed = bytearray()
@@ -397,29 +423,32 @@ class TSyncWriter:
 
     @property
     def closed(self) -> bool:
-        return self._file is None
+        return not self._open
 
-    def _require_open(self) -> BinaryIO:
-        if self._file is None:
+    def _require_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if not self._open:
             raise TSyncError(f"{self.path}: tsync writer is closed")
-        return self._file
 
     def add(self, time1: int, time2: int) -> None:
-        """Append one pair; a completed block is written and flushed at once."""
-        if self._file is None:
+        """Append one pair; a completed block is published at once."""
+        if not self._open or self._error is not None:
             self._require_open()
         # Plain ints in range take the fast path; everything else is converted or rejected by _checked_int.
         if not (type(time1) is int and self._range1[0] <= time1 <= self._range1[1]):
             time1 = _checked_int(time1, self.data_types[0], self.time_names[0])
         if not (type(time2) is int and self._range2[0] <= time2 <= self._range2[1]):
             time2 = _checked_int(time2, self.data_types[1], self.time_names[1])
-        self._pending1.append(time1)
-        self._pending2.append(time2)
-        self._count += 1
-        if self._filled + len(self._pending1) == self.block_size:
-            self._settle()
-            self._finish_block(self._file)
-            self._file.flush()
+        with self._lock:
+            self._pending1.append(time1)
+            self._pending2.append(time2)
+            self._count += 1
+            self._dirty = True
+            if self._filled + len(self._pending1) == self.block_size:
+                self._settle()
+                self._finish_block()
+                self._publish()
 
     def _settle(self) -> None:
         """Move pairs collected by :meth:`add` into the block buffer."""
@@ -433,16 +462,24 @@ class TSyncWriter:
 
     def add_many(self, times1: Any, times2: Any) -> None:
         """Append pairs from two equally long integer arrays (vectorised; all values checked before writing)."""
-        file = self._require_open()
+        self._require_open()
         column1 = _checked_column(times1, self.data_types[0], self.time_names[0])
         column2 = _checked_column(times2, self.data_types[1], self.time_names[1])
         if column1.shape != column2.shape:
             raise TSyncValueError(f"{self.path}: add_many needs arrays of equal length, "
                                   f"got {column1.size} and {column2.size}")
-        total, done = column1.size, 0
+        total = column1.size
         if total == 0:
             return
+        with self._lock:
+            self._require_open()
+            self._add_arrays(column1, column2, total)
+
+    def _add_arrays(self, column1: np.ndarray, column2: np.ndarray, total: int) -> None:
+        done = 0
         self._settle()
+        self._dirty = True
+        published = len(self._done)
         if self._filled:
             take = min(self.block_size - self._filled, total)
             self._block["t1"][self._filled:self._filled + take] = column1[:take]
@@ -450,7 +487,7 @@ class TSyncWriter:
             self._filled += take
             done = take
             if self._filled == self.block_size:
-                self._finish_block(file)
+                self._finish_block()
         full_blocks = (total - done) // self.block_size
         if full_blocks:
             end = done + full_blocks * self.block_size
@@ -464,7 +501,7 @@ class TSyncWriter:
             for index in range(full_blocks):
                 start = index * stride
                 digests[index] = xxhash.xxh3_64_intdigest(raw[start:start + payload])
-            file.write(raw)
+            self._done.append(bytes(raw))
             done = end
         rest = total - done
         if rest:
@@ -472,36 +509,84 @@ class TSyncWriter:
             self._block["t2"][:rest] = column2[done:]
             self._filled = rest
         self._count += total
-        file.flush()
+        if len(self._done) > published:
+            self._publish()
 
-    def _finish_block(self, file: BinaryIO) -> None:
-        """Write the rest of the block in progress, its terminator and digest, and start a new block."""
-        entries = memoryview(self._block[:self._filled]).cast("B")
-        width = self._entry.itemsize
-        file.write(entries[self._written * width:])
-        file.write(struct.pack("<QQ", BLOCK_TERM, xxhash.xxh3_64_intdigest(entries)))
-        self._filled = self._written = 0
+    def _terminated(self, count: int) -> bytes:
+        """The first ``count`` entries of the block buffer with terminator and digest."""
+        entries = memoryview(self._block[:count]).cast("B")
+        return bytes(entries) + struct.pack("<QQ", BLOCK_TERM, xxhash.xxh3_64_intdigest(entries))
+
+    def _finish_block(self) -> None:
+        """The block in progress is complete: keep it (terminated) for the next publication, start a new one."""
+        self._done.append(self._terminated(self._filled))
+        self._filled = 0
+
+    def _publish(self) -> None:
+        """Replace the file on disk with one holding everything added so far (called with the lock held)."""
+        self._settle()
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        started = time.monotonic()
+        try:
+            with open(temp, "wb", buffering=0) as out:
+                if self._published_blocks:
+                    with open(self.path, "rb", buffering=0) as published:
+                        _copy_prefix(published, out, len(self._header) + self._published_blocks * self._block_bytes)
+                else:
+                    out.write(self._header)
+                for block in self._done:
+                    out.write(block)
+                if self._filled:
+                    out.write(self._terminated(self._filled))
+            os.replace(temp, self.path)
+        except OSError as error:
+            try:
+                temp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            reason = error.strerror or str(error)
+            self._error = TSyncWriteError(f"{self.path}: writing the tsync file failed: {reason} (the file keeps "
+                                          f"the {self._published_blocks} block(s) published before)")
+            raise self._error from None
+        self._published_blocks += sum(len(chunk) for chunk in self._done) // self._block_bytes
+        self._done.clear()
+        self._dirty = False
+        now = time.monotonic()
+        # A big file costs more to republish: never spend more than a tenth of the time doing it.
+        self._next_publish = now + max(self._flush_interval, 10 * (now - started))
+
+    def flush_if_due(self) -> None:
+        """Called by the background flusher: publish if entries waited long enough (errors are kept)."""
+        if not self._lock.acquire(blocking=False):
+            return  # the owner is adding or publishing right now
+        try:
+            if self._open and self._error is None and (self._dirty or self._done) \
+                    and time.monotonic() >= self._next_publish:
+                try:
+                    self._publish()
+                except TSyncWriteError:
+                    pass  # raised again by the owner's next call
+        finally:
+            self._lock.release()
 
     def flush(self) -> None:
-        """Push completed blocks and the entries of the block in progress (unterminated) to the OS."""
-        file = self._require_open()
-        self._settle()
-        if self._filled > self._written:
-            file.write(memoryview(self._block[self._written:self._filled]).cast("B"))
-            self._written = self._filled
-        file.flush()
+        """Publish everything added so far (the block in progress as a terminated short last block)."""
+        with self._lock:
+            self._require_open()
+            if self._dirty or self._done or self._pending1:
+                self._publish()
 
     def close(self) -> None:
-        """Terminate the last partial block and close; idempotent."""
-        if self._file is None:
-            return
-        self._settle()
-        file, self._file = self._file, None
-        try:
-            if self._filled:
-                self._finish_block(file)
-        finally:
-            file.close()
+        """Publish the final file and close; idempotent. Raises if this or an earlier publication failed."""
+        with self._lock:
+            if not self._open:
+                return
+            self._open = False
+            _flusher.unregister(self)
+            if self._error is not None:
+                raise self._error
+            if self._dirty or self._done or self._pending1:
+                self._publish()
 
     def __enter__(self) -> TSyncWriter:
         return self
@@ -511,8 +596,67 @@ class TSyncWriter:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self.close()
+        if getattr(self, "_open", False):
+            try:
+                self.close()
+            except TSyncError:
+                pass
+
+
+def _copy_prefix(source: Any, target: Any, length: int) -> None:
+    """Copy the first ``length`` bytes of ``source`` to ``target`` (in the kernel where it can)."""
+    done = 0
+    try:
+        while done < length:
+            moved = os.copy_file_range(source.fileno(), target.fileno(), length - done)
+            if moved == 0:
+                break
+            done += moved
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+            raise
+        source.seek(done)
+        target.seek(done)
+        while done < length:
+            chunk = source.read(min(1 << 20, length - done))
+            if not chunk:
+                break
+            target.write(chunk)
+            done += len(chunk)
+    if done != length:
+        raise OSError(errno.EIO, f"the published file is shorter than its {length} verified bytes")
+
+
+class _Flusher:
+    """One daemon thread publishing every open writer whose entries have waited past its flush interval."""
+
+    def __init__(self) -> None:
+        self._writers: weakref.WeakSet[TSyncWriter] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def register(self, writer: TSyncWriter) -> None:
+        with self._lock:
+            self._writers.add(writer)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="hwlink-tsync-flusher", daemon=True)
+                self._thread.start()
+
+    def unregister(self, writer: TSyncWriter) -> None:
+        with self._lock:
+            self._writers.discard(writer)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_TICK_S)
+            with self._lock:
+                writers = list(self._writers)
+            for writer in writers:
+                writer.flush_if_due()
+            del writers
+
+
+_flusher = _Flusher()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -635,13 +779,41 @@ def _parse_header_fields(cursor: _HeaderCursor, magic: int, lenient: bool) -> TS
                    (name1, name2), (unit1, unit2), (type1, type2), cursor.pos, block_term)
 
 
+MAX_USER_DATA_DEPTH = 32  # Syntalos writes a flat object; deeper nesting is damage or hostility
+
+
+def _json_depth(text: str) -> int:
+    """Deepest bracket nesting of a JSON text, brackets inside strings not counted (linear, no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def _parse_user_json(text: str, path: Path, lenient: bool) -> dict[str, Any]:
     if not text:
         return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
+    value: Any = None
+    if _json_depth(text) <= MAX_USER_DATA_DEPTH:
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            value = None
     if not isinstance(value, dict):
         if lenient:
             return {"_raw": text}
