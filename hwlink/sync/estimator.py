@@ -66,6 +66,8 @@ DEFAULT_MAX_WINDOW_USEC = 3_600_000_000  # on a frame grid: an hour, two sweeps 
 FRAME_PHASE_TO_RADIANS = 2 * math.pi / USB_FRAME_USEC
 FRAME_GRID_COS_TOLERANCE = math.cos(FRAME_GRID_TOLERANCE_USEC * FRAME_PHASE_TO_RADIANS)
 DEFAULT_MAX_SKEW = 1e-2  # 1 %: beyond even ceramic resonators (Arduino Uno ~0.5 %); steeper is start-up noise
+MIN_WRAP_BITS = 8  # narrower counters wrap too often to unwrap from timing alone
+WRAP_DELAY_SPREAD_USEC = 20_000  # two consecutive pairs' delays differ by less than this (spikes, stalls aside)
 
 
 def sweep_window(slope: float, on_frame_grid: bool, window_usec: int, max_window_usec: int) -> int:
@@ -211,6 +213,7 @@ class DriftEstimator:
         min_latency_usec: int = 0,
         max_window_usec: int = DEFAULT_MAX_WINDOW_USEC,
         frame_bracket: bool = True,
+        counter_bits: int | None = None,
     ) -> None:
         if window_usec < 4 * min_span_usec or min_span_usec <= 0:
             raise ConfigError("estimator window must be positive and at least 4x the minimum span")
@@ -226,6 +229,10 @@ class DriftEstimator:
         self.min_latency_usec = int(min_latency_usec)
         self.max_window_usec = int(max_window_usec)
         self.frame_bracket = bool(frame_bracket)
+        self.set_counter_bits(counter_bits)
+        self.wraps = 0
+        self._wrap_offset = 0  # added to the device's stamps: 2**bits per counter wrap seen
+        self._last_raw: int | None = None
         # running means over arrivals near the floor (each read on its own, not held back behind a spike): the
         # phase of their receive times on a 1 ms frame grid, the phase of the events themselves (the floor line
         # at their device time), and over all such arrivals the share within one frame of the floor
@@ -275,6 +282,38 @@ class DriftEstimator:
         self._out_c = 0.0
         self._out_s = 0.0
 
+    def set_counter_bits(self, bits: int | None) -> None:
+        """The device counter's width: a backwards jump of 2**bits that matches the master clock's advance is a
+        wrap, unwrapped (None: an obvious wrap is still detected, with 2**k from the last value's bit length)."""
+        if bits is not None and not MIN_WRAP_BITS <= int(bits) <= 64:
+            raise ConfigError(f"counter bits must be within {MIN_WRAP_BITS}..64, got {bits}")
+        self.counter_bits = None if bits is None else int(bits)
+
+    @property
+    def wrap_offset(self) -> int:
+        """What unwrapping has added to the device's stamps so far."""
+        return self._wrap_offset
+
+    def _unwraps(self, raw: int, master: int) -> bool:
+        """A backwards device time that is the counter wrapping: with 2**k added (k: the counter's width, or the
+        bit length of the last value) the device advanced by about what the master clock did (1 % plus the
+        spread of two pairs' delays allowed, never a quarter of the counter's range)."""
+        last = self._last_raw
+        if last is None:
+            return False
+        bits = self.counter_bits if self.counter_bits is not None else last.bit_length()
+        if bits < MIN_WRAP_BITS or bits >= 64 or last >= 1 << bits or raw < 0:
+            return False
+        advanced = raw + (1 << bits) - last
+        elapsed = master - self._last_master
+        tolerance = min(0.01 * abs(elapsed) + max(2 * self.step_threshold_usec, WRAP_DELAY_SPREAD_USEC),
+                        (1 << bits) / 4)
+        if advanced < 0 or abs(advanced - elapsed) > tolerance:
+            return False
+        self._wrap_offset += 1 << bits
+        self.wraps += 1
+        return True
+
     def reset(self) -> None:
         """Forget every point (keeping the learned skew as the prior for the next start)."""
         self._prior_span = self.min_span_usec
@@ -299,8 +338,12 @@ class DriftEstimator:
 
     def add(self, secondary: int, master: int) -> EstimatorEvent:
         """Feed one (device, master-arrival) pair; returns the clock event it revealed, if any."""
-        secondary = int(secondary)
+        raw = int(secondary)
         master = int(master)
+        secondary = raw + self._wrap_offset
+        if self._last_secondary is not None and secondary < self._last_secondary and self._unwraps(raw, master):
+            secondary = raw + self._wrap_offset
+        self._last_raw = raw
         y = master - secondary
         event = EstimatorEvent.NONE
         active = self._active
@@ -523,7 +566,9 @@ class DriftEstimator:
         return -self._s / (1 + self._s) * 1e6
 
     def master_time(self, secondary: int) -> float:
-        """Estimated master time of an event the device stamped ``secondary`` (µs, float)."""
+        """Estimated master time of an event the device stamped ``secondary`` (µs, float; unwrapped as the pairs
+        are)."""
+        secondary += self._wrap_offset
         if self._moved:
             return secondary + self._out_c - self.min_latency_usec + self._out_s * (secondary - self._out_xr)
         return secondary + self._c - self.min_latency_usec + self._s * (secondary - self._xr)
