@@ -61,7 +61,7 @@ SETTLE_POINTS = 32  # pairs of a new segment before a step can be judged (its li
 PRIOR_SPAN_USEC = 30_000_000  # after a step, the measured skew carries on until the new segment spans this
 TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute is kept across a step
 MIN_BLOCKS = 32  # each candidate window is stretched to hold at least this many blocks
-MAX_BLOCKS = 1024  # blocks double by merging until the window holds at most about this many
+MAX_BLOCKS = 256  # blocks double by merging until the window holds at most about this many
 FIRST_BLOCK_USEC = 1_000
 REFIT_POINTS = 128  # refit after this many pairs and REFIT_USEC...
 REFIT_USEC = 2_000_000
@@ -345,7 +345,8 @@ class EnvelopeEstimator:
             fit = lower_fit(t[start:], y[start:], degree)
             self._fits[k] = fit
             if self._bad[k] <= UNDERCUT_TOLERANCE_USEC:
-                value = (n - start) * 4 + (2 - degree)  # the longest; a line before a parabola
+                # the longest window; within it the higher of line and parabola (the lower one lags a bend)
+                value = (n - start) * 1e9 + fit[0]
                 if value > best_value:
                     best, best_value = k, value
             elif self._bad[k] < fallback_bad:
@@ -393,21 +394,46 @@ class EnvelopeEstimator:
 
 
 def lower_fit(t: np.ndarray, y: np.ndarray, degree: int) -> tuple[float, float, float]:
-    """A polynomial (degree 1 or 2, coefficients of 1, t, t**2) lying below every point and close to the lowest:
-    least squares, refitted twice on the points below the fit (the lower half, then its lower half), then lowered
-    to touch the lowest point. Block minima sit a little above the floor; the refits drop the blocks a spike or
-    a stall lifted, and the final shift makes it an envelope."""
-    keep_t, keep_y = t, y
-    coefficients = _least_squares(keep_t, keep_y, degree)
-    for _ in range(2):
-        below = keep_y <= _evaluate(coefficients, keep_t)
-        if np.count_nonzero(below) <= degree + 2:
-            break
-        keep_t, keep_y = keep_t[below], keep_y[below]
-        coefficients = _least_squares(keep_t, keep_y, degree)
-    c0, c1, c2 = coefficients
-    c0 += float(np.min(y - _evaluate(coefficients, t)))
+    """A polynomial (degree 1 or 2, coefficients of 1, t, t**2) lying below every point with the least summed gap
+    for its curvature: a line is the LP lower line (the lower hull's edge spanning the mean t; ML under
+    exponential delays). A parabola takes its curvature from least squares on the lower points (refitted twice
+    on the points below the fit) and is then the LP lower line of ``y - c2 t**2``."""
+    c2 = 0.0
+    if degree == 2:
+        keep_t, keep_y = t, y
+        coefficients = _least_squares(keep_t, keep_y, 2)
+        for _ in range(2):
+            below = keep_y <= _evaluate(coefficients, keep_t)
+            if np.count_nonzero(below) <= 4:
+                break
+            keep_t, keep_y = keep_t[below], keep_y[below]
+            coefficients = _least_squares(keep_t, keep_y, 2)
+        c2 = coefficients[2]
+        y = y - c2 * t * t
+    c0, c1 = lp_lower_line(t.tolist(), y.tolist(), float(t.mean()))
     return c0, c1, c2
+
+
+def lp_lower_line(t: list[float], y: list[float], mean_t: float) -> tuple[float, float]:
+    """Intercept (at t = 0) and slope of the lower hull edge spanning ``mean_t`` (t increasing)."""
+    hx: list[float] = []
+    hy: list[float] = []
+    for x, v in zip(t, y):
+        while len(hx) >= 2 and (v - hy[-2]) * (hx[-1] - hx[-2]) <= (hy[-1] - hy[-2]) * (x - hx[-2]):
+            hx.pop()
+            hy.pop()
+        if hx and x == hx[-1]:
+            if v >= hy[-1]:
+                continue
+            hx.pop()
+            hy.pop()
+        hx.append(x)
+        hy.append(v)
+    if len(hx) < 2:
+        return hy[0] if hy else 0.0, 0.0
+    i = min(max(bisect_right(hx, mean_t) - 1, 0), len(hx) - 2)
+    slope = (hy[i + 1] - hy[i]) / (hx[i + 1] - hx[i])
+    return hy[i] - slope * hx[i], slope
 
 
 def _evaluate(coefficients: tuple[float, float, float], t: np.ndarray) -> np.ndarray:

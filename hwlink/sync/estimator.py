@@ -46,7 +46,12 @@ DEFAULT_WINDOW_USEC = 300_000_000
 DEFAULT_MIN_SPAN_USEC = 1_000_000
 DEFAULT_STEP_THRESHOLD_USEC = 1_000
 DEFAULT_STEP_STREAK = 16
-STEP_BACK_MIN_USEC = 250_000  # a run above the envelope must last this long to count as a step back
+STEP_BACK_MIN_USEC = 250_000  # a run above the envelope starting later than this after a near point is creeping
+STEP_BACK_RUN_USEC = 1_000_000  # a run above the envelope must last this long to be a step back (stalls, bursts
+# and spikes end sooner; a step lasts)
+SETTLE_POINTS = 32  # points of a clock segment before a point below the line can be a step forward
+STEP_MEDIAN_FACTOR = 4  # the step threshold is at least 4x the median delay above the envelope: a stair-shaped
+# floor (arrivals released on a grid: latency timer, radio connection interval) drops by at most about twice that
 TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute is kept across a clock step
 SKEW_AGREEMENT = 2e-6  # 2 ppm: the younger hull takes over only when it agrees this well
 UNCONFIRMED_USEC = 1_000_000  # a hull edge ending this close to the newest point may be a stair of the floor
@@ -264,6 +269,7 @@ class DriftEstimator:
         self._unconfirmed_usec = 0
         self._last_secondary: int | None = None
         self._last_master = 0
+        self._median = float(self.step_threshold_usec) / STEP_MEDIAN_FACTOR  # running median delay above the line
         self._above_streak = 0
         self._above_since = 0
         self._near_at = 0  # device time of the newest point within the threshold of the line
@@ -364,9 +370,15 @@ class DriftEstimator:
                     self._far_count += 1
                     if self._far_count >= self.step_streak and secondary - self._near_at >= STEP_BACK_MIN_USEC:
                         self._skew_doubted = True
-                if residual < -self.step_threshold_usec:
+                # the step threshold: the configured one, or 4x the median distance from the line (multiplicative
+                # tracker; a property of the link, kept across resets) when the link is that spread. A forward step
+                # needs SETTLE_POINTS in the segment: the first points of a stair-shaped floor drop stair by stair
+                median = self._median
+                self._median = median * 1.03 if abs(residual) > median else max(median * 0.97, 1.0)
+                step = max(self.step_threshold_usec, STEP_MEDIAN_FACTOR * median)
+                if residual < -step and active.count >= SETTLE_POINTS:
                     event = EstimatorEvent.STEP_FORWARD
-                elif residual > 2 * self.step_threshold_usec:
+                elif residual > 2 * step:
                     if not self._above_streak:
                         self._above_since = secondary
                         # an offset jump lifts the points at once; a wrong skew lets them creep up through the
@@ -374,7 +386,7 @@ class DriftEstimator:
                         self._above_abrupt = secondary - self._near_at <= STEP_BACK_MIN_USEC
                     self._above_streak += 1
                     if self._above_streak >= self.step_streak and self._above_abrupt \
-                            and secondary - self._above_since >= STEP_BACK_MIN_USEC:
+                            and secondary - self._above_since >= STEP_BACK_RUN_USEC:
                         event = EstimatorEvent.STEP_BACK
                 else:
                     self._above_streak = 0
