@@ -92,3 +92,38 @@ def test_a_device_reset_to_zero_is_a_reset_not_a_wrap() -> None:
 def test_bad_counter_widths_are_rejected() -> None:
     with pytest.raises(ConfigError):
         DriftEstimator(counter_bits=4)
+
+
+def test_slow_events_are_not_cut_into_segments_offline() -> None:
+    """1 Hz trial events with 1 ms exponential delays: per-second blocks of one pair each differ by the delay
+    itself, which used to cut the run into hundreds of segments left at their raw receive times."""
+    from hwlink.sync.estimator import find_steps, map_offline
+
+    run = condition("events-1hz").with_duration(20 * MIN)
+    pairs = run.pairs(seed=1)
+    assert find_steps(pairs.secondary_usec, pairs.master_usec).size == 0
+    mapped = map_offline(pairs.secondary_usec, pairs.master_usec)
+    late = pairs.event_usec > 2 * MIN
+    assert np.percentile(np.abs(mapped - pairs.event_usec)[late], 99) < 200  # raw: ~4.6 ms
+
+
+@pytest.mark.parametrize("name", ["ftdi-16ms-30hz", "ble-7.5ms-50hz"])
+def test_a_stair_shaped_floor_causes_no_reset(name: str) -> None:
+    """Arrivals released on a 16 ms latency-timer grid or a 7.5 ms radio connection interval: the floor drops by
+    up to a grid period at a time; no drop is a clock step (the FTDI case used to reset thousands of times)."""
+    run = condition(name).with_duration(5 * MIN)
+    pairs = run.pairs(seed=2)
+    sync = SecondaryClockSynchronizer(run.rate_hz)
+    out = run_sync(sync, pairs.secondary_usec, pairs.master_usec)
+    assert sync.clock_resets == 0
+    raw = pairs.master_usec - pairs.event_usec
+    late = pairs.event_usec > 3 * MIN
+    assert np.median(np.abs(out - pairs.event_usec)[late]) < np.median(raw[late]) / 4
+
+
+def test_a_real_step_on_a_stair_shaped_floor_still_restarts() -> None:
+    run = condition("step-forward").with_duration(3 * MIN)
+    pairs = run.pairs(seed=3)
+    sync = SecondaryClockSynchronizer(run.rate_hz)
+    out = run_sync(sync, pairs.secondary_usec, pairs.master_usec)
+    assert sync.clock_resets == 1 and np.all(np.diff(out) >= 0)

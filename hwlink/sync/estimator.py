@@ -49,6 +49,7 @@ DEFAULT_STEP_STREAK = 16
 STEP_BACK_MIN_USEC = 250_000  # a run above the envelope starting later than this after a near point is creeping
 STEP_BACK_RUN_USEC = 1_000_000  # a run above the envelope must last this long to be a step back (stalls, bursts
 # and spikes end sooner; a step lasts)
+MIN_STEP_BLOCK_POINTS = 16  # find_steps' blocks hold at least this many pairs
 SETTLE_POINTS = 32  # points of a clock segment before a point below the line can be a step forward
 STEP_MEDIAN_FACTOR = 4  # the step threshold is at least 4x the median delay above the envelope: a stair-shaped
 # floor (arrivals released on a grid: latency timer, radio connection interval) drops by at most about twice that
@@ -670,7 +671,10 @@ def find_steps(secondary: np.ndarray, master: np.ndarray, *, block_usec: int = 1
     """Indices where a new clock segment starts: device time went backwards, or the envelope jumped.
 
     The envelope is tracked by per-block minima of ``master - secondary`` (latency spikes never lower a
-    minimum); consecutive minima differing by more than the threshold mark a step inside those blocks. A rise
+    minimum; a block holds at least ``MIN_STEP_BLOCK_POINTS`` pairs, so slow events are not cut at every pair);
+    consecutive minima differing (beyond their median difference, the drift) by more than the threshold mark a
+    step inside those blocks. The threshold is at
+    least 4x the median delay above the block minima, as online: a stair-shaped floor drops by less. A rise
     into a block with under half the usual number of points (the tail of a recording, a few points after a gap)
     is not trusted: one latency spike there would otherwise cut off a segment of raw receive times.
     """
@@ -678,19 +682,28 @@ def find_steps(secondary: np.ndarray, master: np.ndarray, *, block_usec: int = 1
     y = np.asarray(master, dtype=np.int64) - x
     starts = set((np.flatnonzero(np.diff(x) < 0) + 1).tolist())
     bounds = [0, *sorted(starts), x.size]
+    if x.size > 1:
+        gaps = np.diff(x)
+        gaps = gaps[gaps > 0]
+        if gaps.size:
+            block_usec = max(block_usec, int(MIN_STEP_BLOCK_POINTS * np.median(gaps)))
     for begin, end in zip(bounds[:-1], bounds[1:]):
         block = (x[begin:end] - x[begin]) // block_usec
         first = np.flatnonzero(np.concatenate(([True], np.diff(block) != 0)))
         minima = np.minimum.reduceat(y[begin:end], first)
         counts = np.diff(np.append(first, end - begin))
         full = counts >= np.median(counts) / 2
-        for k in np.flatnonzero(np.abs(np.diff(minima)) > step_threshold_usec):
+        above = y[begin:end] - np.repeat(minima, counts)
+        threshold = max(step_threshold_usec, STEP_MEDIAN_FACTOR * float(np.median(above)))
+        rises = np.diff(minima)
+        trend = float(np.median(rises)) if rises.size else 0.0  # the drift over one block (slow events: large)
+        for k in np.flatnonzero(np.abs(rises - trend) > threshold):
             lo, hi = begin + first[k], begin + (first[k + 2] if k + 2 < first.size else end - begin)
             if minima[k + 1] < minima[k]:  # jumped ahead: first point far below the earlier level
-                below = np.flatnonzero(y[lo:hi] < minima[k] - step_threshold_usec)
+                below = np.flatnonzero(y[lo:hi] < minima[k] + trend - threshold)
                 starts.add(int(lo + below[0]))
             elif full[k + 1]:  # jumped back: the point after the last one near the earlier level
-                near = np.flatnonzero(y[lo:hi] <= minima[k] + step_threshold_usec)
+                near = np.flatnonzero(y[lo:hi] <= minima[k] + max(trend, 0) + threshold)
                 starts.add(int(lo + near[-1] + 1))
     return np.array(sorted(s for s in starts if 0 < s < x.size), dtype=np.int64)
 
