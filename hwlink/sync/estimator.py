@@ -9,8 +9,9 @@ summed gap (the linear-programming estimator of Moon, Skelly & Towsley; ML under
 the skew (drift), its value at ``x`` the earliest possible arrival, i.e. the event's master time plus ``d_min``.
 
 Online (:class:`DriftEstimator`): two staggered hulls (a full one used for output and a younger one that
-replaces it once the full one spans the window, the younger one half of it, and their skews agree) follow slow
-drift changes with O(window) memory; a centroid edge among the newest, or after a hand-over one whose end no later
+replaces it once the full one spans the window, 90 s stretched to hold 256 pairs, and the younger one half of
+it; on a USB frame grid also once their skews agree) follow drift changes and crystal wander with O(window)
+memory; a centroid edge among the newest, or after a hand-over one whose end no later
 floor point confirms yet (a flat stair of a sweeping USB frame phase), gives way to the neighbouring edge closer to
 the previous skew (before the first hand-over only while the points stay near that skew's line). When the arrivals
 near the floor sit on a 1 ms grid (USB full-speed frames), the floor shows only as the sample phase sweeps past a
@@ -22,9 +23,11 @@ have waited less than a frame: the floor line then lies at most a frame below th
 and the output is the envelope moved into that bracket (to its middle when it is wide), never more than half the
 bracket off. A bracket no line fits (an arrival that waited longer, a drift change bending the floor) ends it.
 Each point costs amortised O(1) (monotone-chain stack) plus an O(log hull) bisection. A point far *below* the
-line, a sustained run far *above* it (twice the threshold, at least 16 points over 250 ms, starting right after a
-point near the line: an offset jump, not residuals creeping up under a wrong skew), or a device timestamp going
-backwards means the device clock stepped: the hulls restart, and a skew that a hull edge measured over at least a
+line (once the segment holds 32 points), a sustained run far *above* it (twice the threshold, at least 16 points
+over 1 s, starting right after a point near the line: an offset jump, not residuals creeping up under a wrong
+skew), or a device timestamp going backwards that is no counter wrap means the device clock stepped (the
+threshold: 1 ms or 4x the median distance from the line, whichever is larger, so the drops of a stair-shaped
+floor are not steps): the hulls restart, and a skew that a hull edge measured over at least a
 minute is kept for the next half window (a prior or a start-up edge is not: kept from reset to reset, it would
 never be re-measured).
 Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP line, fitted with numpy over whole arrays,
@@ -42,7 +45,8 @@ import numpy as np
 
 from hwlink.errors import ConfigError
 
-DEFAULT_WINDOW_USEC = 300_000_000
+DEFAULT_WINDOW_USEC = 90_000_000  # short enough to follow crystal wander (chord vs arc ~ curvature W^2 / 8)...
+WINDOW_MIN_POINTS = 256  # ...stretched to hold this many pairs (slow events: the envelope needs points)
 DEFAULT_MIN_SPAN_USEC = 1_000_000
 DEFAULT_STEP_THRESHOLD_USEC = 1_000
 DEFAULT_STEP_STREAK = 16
@@ -53,7 +57,7 @@ MIN_STEP_BLOCK_POINTS = 16  # find_steps' blocks hold at least this many pairs
 SETTLE_POINTS = 32  # points of a clock segment before a point below the line can be a step forward
 STEP_MEDIAN_FACTOR = 4  # the step threshold is at least 4x the median delay above the envelope: a stair-shaped
 # floor (arrivals released on a grid: latency timer, radio connection interval) drops by at most about twice that
-TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute is kept across a clock step
+TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute (or half the window) is kept across a step
 SKEW_AGREEMENT = 2e-6  # 2 ppm: the younger hull takes over only when it agrees this well
 UNCONFIRMED_USEC = 1_000_000  # a hull edge ending this close to the newest point may be a stair of the floor
 USB_FRAME_USEC = 1_000  # full-speed USB: the host collects a device's bytes once per 1 ms frame
@@ -326,7 +330,7 @@ class DriftEstimator:
         self._prior_span = self.min_span_usec
         if self._active is not None and self._active.span >= self.min_span_usec:
             self.prior_slope = self._s
-            if self._measured and self._active.span >= TRUSTED_PRIOR_SPAN_USEC:
+            if self._measured and self._active.span >= min(TRUSTED_PRIOR_SPAN_USEC, self.window_usec // 2):
                 # a step does not change the device's rate: keep the well-measured skew for half a window (only
                 # one the hull measured itself: a prior carried on from reset to reset would never be re-measured)
                 self._prior_span = max(self.min_span_usec, self.window_usec // 2)
@@ -521,13 +525,19 @@ class DriftEstimator:
         a frame twice. There the floor shows only when the phase passes the frame edge, once per
         ``frame / |skew|`` (333 s at 3 ppm); a shorter window sees one flat stair of it and takes it for the
         skew. Only there: elsewhere a long window would follow drift changes more slowly."""
-        return sweep_window(self._s, self.on_frame_grid, self.window_usec, self.max_window_usec)
+        active = self._active
+        window = self.window_usec
+        if active is not None and active.count > 1:  # stretched to hold WINDOW_MIN_POINTS pairs
+            window = max(window, min(WINDOW_MIN_POINTS * active.span // (active.count - 1), self.max_window_usec))
+        return sweep_window(self._s, self.on_frame_grid, window, self.max_window_usec)
 
     def _pending_agrees(self, active: LowerHull, pending: LowerHull, window: int) -> bool:
         """Hand over to the younger hull once its skew agrees with the full one's (or the full one spans two
-        windows). A younger hull that saw the latency floor only once or twice can mistake a slowly sweeping
-        floor (USB frame phase against the sample clock) for skew; the full one has seen more of it."""
-        if active.span >= 2 * window:
+        windows), on a frame grid only. A younger hull that saw the latency floor only once or twice can mistake
+        a slowly sweeping floor (USB frame phase against the sample clock) for skew; the full one has seen more
+        of it. Elsewhere the hand-over is due at the window: waiting for agreement while the skew wanders (a
+        crystal's temperature) let the full hull grow to two windows and bow by the chord of the arc."""
+        if active.span >= 2 * window or not self.on_frame_grid:
             return True
         slope_active, slope_pending = active.centroid_slope(self._previous_skew, self._unconfirmed_usec), \
             pending.centroid_slope(self._previous_skew, self._unconfirmed_usec)
@@ -742,7 +752,10 @@ def map_offline(secondary: np.ndarray, master: np.ndarray, *, window_usec: int =
         raise ConfigError("the maximum window must not be shorter than the window")
     for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         xs, ms = x[begin:end], m[begin:end]
-        half = max(frame_grid_window(xs, ms, window_usec, max_window_usec) // 2, 1)
+        window = window_usec
+        if xs.size > 1:  # stretched to hold WINDOW_MIN_POINTS pairs, as online
+            window = max(window, min(WINDOW_MIN_POINTS * int(xs[-1] - xs[0]) // (xs.size - 1), max_window_usec))
+        half = max(frame_grid_window(xs, ms, window, max_window_usec) // 2, 1)
         span = int(xs[-1] - xs[0])
         count = max(1, -(-span // half))
         centres, lines = [], []
