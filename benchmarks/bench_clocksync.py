@@ -15,8 +15,7 @@ counters, gaps), several seeds each. Every method sees the same pairs:
 * envelope — a plain adaptive lower envelope: the LP lower line (``fit_lower_line``) over the last minute of
   pairs (stretched to hold 64), refitted every second, causal;
 * oracle — knows the true rate: the event's master time plus the least delay seen so far in its clock segment;
-* hwlink — ``SecondaryClockSynchronizer.process_timestamp`` (online) and ``map_offline``;
-* next — the candidate estimator of hwlink/sync/envelope.py (online, and its forward/backward offline map).
+* hwlink — ``SecondaryClockSynchronizer.process_timestamp`` (online) and ``map_offline``.
 
 Errors are judged beyond the run's latency floor (its least delay, which no one-way method can see): p99 of
 |output - event - floor| from a quarter of the run on (1-5 min; clock steps and resets later in the run stay in),
@@ -40,7 +39,6 @@ from hwlink.sync.baseline import SyntalosSecondaryClockSynchronizer
 from hwlink.sync.clockmodel import DeviceClock, parse_latency
 from hwlink.sync.conditions import CONDITIONS, Condition, oracle_output
 from hwlink.sync.counter import SampleCounterSynchronizer
-from hwlink.sync.envelope import EnvelopeEstimator, map_offline_envelope
 from hwlink.sync.estimator import DriftEstimator, fit_lower_line, map_offline
 from hwlink.sync.secondary import SecondaryClockSynchronizer
 from hwlink.sync.simulation import Scenario, SimulatedPairs, run_online, warmup_time
@@ -51,8 +49,7 @@ def judge_after_usec(duration_usec: float) -> float:
     """Errors are judged from a quarter of the run on (at least 1 min, at most 5 min): after any warm-up a
     stair-shaped floor needs (the data shows the floor once per sweep of the stairs), reported beside it."""
     return min(max(duration_usec / 4, 60e6), 300e6)
-METHODS = ("raw", "syntalos", "lsl-online", "lsl-offline", "envelope", "oracle", "hwlink", "hwlink-offline",
-           "next", "next-offline")
+METHODS = ("raw", "syntalos", "lsl-online", "lsl-offline", "envelope", "oracle", "hwlink", "hwlink-offline")
 
 
 def lsl_offline(pairs: SimulatedPairs) -> np.ndarray:
@@ -136,20 +133,6 @@ def envelope(pairs: SimulatedPairs, window_usec: int = 60_000_000, least: int = 
     return np.minimum(out, m)
 
 
-def next_online(pairs: SimulatedPairs) -> np.ndarray:
-    """The candidate estimator (hwlink/sync/envelope.py) as the synchronizer uses an estimator: never after the
-    receive time, never decreasing."""
-    estimator = EnvelopeEstimator()
-    add, master_time = estimator.add, estimator.master_time
-    out = np.empty(len(pairs))
-    last = -math.inf
-    for k, (s, m) in enumerate(zip(pairs.secondary_usec.tolist(), pairs.master_usec.tolist())):
-        add(s, m)
-        value = min(master_time(s), m)
-        last = out[k] = value if value > last else last
-    return out
-
-
 def run_methods(condition: Condition, pairs: SimulatedPairs, with_lsl_online: bool) -> dict[str, np.ndarray]:
     outputs: dict[str, np.ndarray] = {"raw": pairs.master_usec.astype(np.float64)}
     costs: dict[str, float] = {}
@@ -159,8 +142,6 @@ def run_methods(condition: Condition, pairs: SimulatedPairs, with_lsl_online: bo
     for name, sync in (("hwlink", hw), ("syntalos", base)):  # one after the other on the same pairs
         out, cost = run_online(sync.process_timestamp, pairs)
         outputs[name], costs[name] = out.astype(np.float64), cost
-    outputs["next"] = next_online(pairs)
-    outputs["next-offline"] = map_offline_envelope(pairs.secondary_usec, pairs.master_usec).astype(np.float64)
     outputs["hwlink-offline"] = map_offline(pairs.secondary_usec, pairs.master_usec).astype(np.float64)
     if np.count_nonzero(np.diff(pairs.secondary_usec) < 0) <= 100:  # pyxdf is O(n) per clock reset it sees
         outputs["lsl-offline"] = lsl_offline(pairs)
@@ -199,8 +180,8 @@ def main(quick: bool) -> None:
           "|error| beyond the run's latency floor from a quarter of the run on (1-5 min), ms, worst seed; warm-up s (worst); "
           "resets (most); back = hwlink output steps backwards; cost µs per call (median seed).\n")
     print("| condition | pairs | raw | syntalos | lsl online | lsl offline | envelope | oracle | hwlink | "
-          "hwlink offline | next | next offline | hwlink/oracle | warm-up | resets | back | cost hwlink / syntalos |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "hwlink offline | hwlink/oracle | warm-up | resets | back | cost hwlink / syntalos |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     summary = []
     for name, base_condition in CONDITIONS.items():
         condition = base_condition.with_duration(int(base_condition.duration_usec * scale)) if quick \

@@ -126,6 +126,11 @@ class LinkLatency:
     spike_high_usec: float = 20_000.0
 
     @property
+    def constant_usec(self) -> float:
+        """The delay every message has (as :attr:`LatencyModel.constant_usec`)."""
+        return self.floor_usec
+
+    @property
     def floor_usec(self) -> float:
         """The smallest delay this link can give: invisible in one-way data."""
         if self.kind in ("gamma", "ethernet"):
@@ -211,6 +216,10 @@ class Condition:
     @property
     def floor_usec(self) -> float:
         return self.link.floor_usec
+
+    @property
+    def latency(self) -> LinkLatency:
+        return self.link
 
     @property
     def first_event_usec(self) -> float | None:
