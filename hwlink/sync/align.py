@@ -12,7 +12,7 @@ on either side, and extra (glitch) edges may appear — :func:`align_edges`
 4. fits a continuous piecewise-linear map secondary -> master by linear programming. Its pieces are as long as
    the clocks allow: starting from one straight line, the pieces are halved until the smallest achievable
    maximum edge residual (minimax) is within one sample, or pieces would hold fewer than
-   ``min_edges_per_segment`` edges (the minimax LP only needs the convex-hull vertices of each piece's edges, a
+   ``min_edges_per_segment`` edges or number more than 4096 (the minimax LP only needs the convex-hull vertices of each piece's edges, a
    few per piece, so it stays small for days of pulses). On those pieces the least-squares map is taken if it
    keeps every edge within that bound (one sample, or the minimax value if larger), else the point nearest to
    it on the way to the minimax map that does. Least squares averages the quantization noise of many edges:
@@ -39,7 +39,9 @@ from hwlink.sync.tsync import TSyncFileMode, TSyncWriter
 __all__ = ["AlignError", "AlignmentQC", "Alignment", "align_edges", "simulate_edges", "SimulatedEdges"]
 
 _COARSE_EDGES = 64  # master edges used for the coarse lag
+_PREDICT_TAIL_PAIRS = 64  # matched pairs whose line predicts the edges beyond them
 _RESIDUAL_MEDIAN_WINDOW = 15  # edges in the running median that outliers are judged against
+_MAX_PIECES = 4096  # bounds the minimax LP (about 10 rows a piece) on days of pulses; QC reports what remains
 _HULL_EDGES_PER_PIECE = 128  # the finest level whose hull vertices are found over all edges at once
 _RESIDUAL_GOAL = 0.999  # samples: the edge residual bound the piecewise fit aims for (LP tolerances stay below 1)
 
@@ -154,6 +156,23 @@ def _match(master: np.ndarray, secondary: np.ndarray, predicted: np.ndarray, tol
         order = np.argsort(master_index)
         master_index, secondary_index = master_index[order], secondary_index[order]
     return master_index, secondary_index
+
+
+def _predict(window: np.ndarray, master_index: np.ndarray, secondary_index: np.ndarray, master: np.ndarray,
+             secondary: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Secondary times predicted for master edges: through the pairs matched so far (interpolated), and beyond
+    them along a line fitted to the last of those pairs (a drift that wanders over hours bends away from one line
+    fitted to all of them by more than the matching tolerance)."""
+    if master_index.size < _PREDICT_TAIL_PAIRS:
+        return intercept + slope * window
+    known_m, known_s = master[master_index], secondary[secondary_index]
+    tail_slope, tail_intercept = np.polyfit(known_m[-_PREDICT_TAIL_PAIRS:], known_s[-_PREDICT_TAIL_PAIRS:], 1)
+    head_slope, head_intercept = np.polyfit(known_m[:_PREDICT_TAIL_PAIRS], known_s[:_PREDICT_TAIL_PAIRS], 1)
+    predicted = np.interp(window, known_m, known_s)
+    after, before = window > known_m[-1], window < known_m[0]
+    predicted[after] = tail_intercept + tail_slope * window[after]
+    predicted[before] = head_intercept + head_slope * window[before]
+    return predicted
 
 
 def _running_median(values: np.ndarray, window: int) -> np.ndarray:
@@ -305,9 +324,12 @@ def align_edges(
     slope, intercept = 1.0, lag
     span = master_sorted[min(_COARSE_EDGES, master_sorted.size) - 1] - master_sorted[0]
     horizon = master_sorted[0] + max(span, 8 * shortest)
+    master_index = secondary_index = np.zeros(0, dtype=np.int64)
     while True:
         window = master_sorted[:np.searchsorted(master_sorted, horizon, side="right")]
-        master_index, secondary_index = _match(window, secondary_sorted, intercept + slope * window, tolerance)
+        master_index, secondary_index = _match(window, secondary_sorted,
+                                               _predict(window, master_index, secondary_index, master_sorted,
+                                                        secondary_sorted, slope, intercept), tolerance)
         if master_index.size >= 2:
             slope, intercept = np.polyfit(master_sorted[master_index], secondary_sorted[secondary_index], 1)
         if window.size == master_sorted.size:
@@ -347,7 +369,8 @@ def align_edges(
         # the minimax LP needs only these rows
         binding = rows_at[segments] if segments in rows_at else _hull_rows_many(x, y, knots)
         band, minimax_values = _minimax(_hat_basis(x[binding], knots), y[binding])
-        if band <= _RESIDUAL_GOAL or x.size < 2 * segments * min_edges_per_segment:
+        if band <= _RESIDUAL_GOAL or x.size < 2 * segments * min_edges_per_segment \
+                or segments >= _MAX_PIECES:
             break
         segments *= 2
     basis = _hat_basis(x, knots)
