@@ -11,7 +11,6 @@ import numpy as np
 from hwlink.cli.common import DURATION, UserError
 from hwlink.errors import ConfigError
 from hwlink.sync.clockmodel import DeviceClock, parse_latency, parse_steps
-from hwlink.sync.conditions import CONDITIONS
 from hwlink.sync.simulation import MethodResult, Scenario, compare, summary_row
 from hwlink.units import format_usec, parse_frequency_hz
 
@@ -35,9 +34,9 @@ def sync_group() -> None:
 @click.option("--duration", type=DURATION, default=None, help="Simulated run time [default: 10min, or the "
               "condition's own length].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
-@click.option("--condition", type=click.Choice(list(CONDITIONS)), default=None,
-              help="A named clock and link (crystal wander, latency timers, BLE, slow events, wrapping counters...) "
-                   "instead of --rate/--drift-ppm/--drift-change/--latency/--spikes/--steps.")
+@click.option("--condition", default=None,
+              help="A named clock and link instead of --rate/--drift-ppm/--drift-change/--latency/--spikes/--steps: "
+                   "crystal wander, latency timers, BLE, slow events, wrapping counters... ('list' names them).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the errors of the three over time into this PNG.")
 def simulate_command(rate: str, drift_ppm: float, drift_change: float, latency: str, spikes: str | None,
@@ -85,6 +84,14 @@ def simulate_command(rate: str, drift_ppm: float, drift_change: float, latency: 
 
 def simulate_condition(name: str, duration: int | None, seed: int, plot_path: Path | None) -> None:
     """The named condition's run (its own length unless --duration), compared as above."""
+    from hwlink.sync.conditions import CONDITIONS  # here: the CLI starts without building them
+
+    if name == "list":
+        for known, entry in CONDITIONS.items():
+            click.echo(f"{known:<24} {entry.description}")
+        return
+    if name not in CONDITIONS:
+        raise UserError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
     named = CONDITIONS[name]
     if duration is not None:
         if duration * named.rate_hz / 1e6 < 2:
