@@ -379,8 +379,13 @@ class DriftEstimator:
                 # tracker; a property of the link, kept across resets) when the link is that spread. A forward step
                 # needs SETTLE_POINTS in the segment: the first points of a stair-shaped floor drop stair by stair
                 median = self._median
-                self._median = median * 1.03 if abs(residual) > median else max(median * 0.97, 1.0)
-                step = max(self.step_threshold_usec, STEP_MEDIAN_FACTOR * median)
+                if -median <= residual <= median:
+                    self._median = median * 0.97 if median > 1.0 else 1.0
+                else:
+                    self._median = median * 1.03
+                step = STEP_MEDIAN_FACTOR * median
+                if step < self.step_threshold_usec:
+                    step = self.step_threshold_usec
                 if residual < -step and active.count >= SETTLE_POINTS:
                     event = EstimatorEvent.STEP_FORWARD
                 elif residual > 2 * step:
@@ -408,16 +413,18 @@ class DriftEstimator:
             pending = self._pending
             if pending is not None:
                 pending.add(secondary, y)
-            window = self._window
-            if active.span >= window and pending is not None \
-                    and pending.span >= window // 2 and self._pending_agrees(active, pending, window):
-                self._active, active = pending, pending
-                self._bracketing = False  # the full window now holds what the warm-up's bracket knew
-                self._ceiling = self._bracket = None
-                self._unconfirmed_usec = UNCONFIRMED_USEC
-                self._pending = LowerHull(secondary, y)
-            elif pending is None and active.span >= window // 2:
-                self._pending = LowerHull(secondary, y)
+            # the window is never shorter than window_usec: work it out only when a hand-over may be due
+            if active.span >= (self.window_usec if pending is not None else self.window_usec // 2):
+                window = self._window
+                if active.span >= window and pending is not None \
+                        and pending.span >= window // 2 and self._pending_agrees(active, pending, window):
+                    self._active, active = pending, pending
+                    self._bracketing = False  # the full window now holds what the warm-up's bracket knew
+                    self._ceiling = self._bracket = None
+                    self._unconfirmed_usec = UNCONFIRMED_USEC
+                    self._pending = LowerHull(secondary, y)
+                elif pending is None and active.span >= window // 2:
+                    self._pending = LowerHull(secondary, y)
         self._update_line(active)
         self._update_output(secondary, active)
         return event
