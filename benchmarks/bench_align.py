@@ -78,3 +78,41 @@ def main(quick: bool) -> None:
               f"{worst_true:.2f} | "
               + " | ".join(f"{peer_worst[p]:.2f}" for p in peers) + f" | {fit_s:.2f} s |")
     print(f"\nEvery edge residual <= 1 sample in every run: {'yes' if all_within else 'NO'}.")
+    scaling(quick)
+
+
+_SCALING_RUN = """
+import resource, sys, time
+from hwlink.sync.align import align_edges, simulate_edges
+hours, seed, wander = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+sim = simulate_edges(duration_s=hours * 3600, drop=0.01, seed=seed, drift_ppm=20, drift_wander_ppm=wander)
+import scipy.optimize, scipy.sparse, scipy.spatial  # imported before timing: not part of the fit
+started = time.perf_counter()
+result = align_edges(sim.master, sim.secondary, sample_period=1 / sim.rate_hz)
+elapsed = time.perf_counter() - started
+print(elapsed, result.qc.max_residual_samples, len(result.mapping) - 1,
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def scaling(quick: bool) -> None:
+    """align_edges on long runs of 1 Hz pulses at 30 kHz (issue 13: 100 h in <= 5 s and <= 500 MB, every residual
+    <= 1 sample), each run in a fresh process so its peak memory is its own."""
+    import subprocess
+    import sys
+
+    sizes = (1, 10) if quick else (1, 10, 100)
+    seeds = (0,) if quick else (0, 1, 2)
+    print("\n| hours | wander | seed | fit time (s) | max residual (samples) | pieces | peak RSS (MB) |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for hours in sizes:
+        for wander in (0.0, 5.0):
+            for seed in seeds:
+                out = subprocess.run([sys.executable, "-c", _SCALING_RUN, str(hours), str(seed), str(wander)],
+                                     capture_output=True, text=True, timeout=1800)
+                if out.returncode != 0:
+                    print(f"| {hours} | {wander:g} ppm | {seed} | failed: {out.stderr.strip().splitlines()[-1]} |")
+                    continue
+                elapsed, residual, pieces, rss = out.stdout.split()
+                print(f"| {hours} | {wander:g} ppm | {seed} | {float(elapsed):.2f} | {float(residual):.3f} | "
+                      f"{int(pieces)} | {float(rss):.0f} |", flush=True)

@@ -48,3 +48,13 @@ def test_bad_input_is_one_line_and_exit_code_2() -> None:
         assert code == 2, (args, output)
         assert "Traceback" not in output
         assert output.strip().splitlines()[-1].startswith("Error:")
+
+
+def test_simulate_a_named_condition() -> None:
+    code, output = invoke("sync", "simulate", "--condition", "counter32-wrap", "--duration", "6min", "--seed", "2")
+    assert code == 0, output
+    assert "32-bit" in output and "hwlink (drift-aware)" in output
+    p99 = {label: row_values(output, label)[1] for label in ("hwlink", "raw")}
+    assert p99["hwlink"].endswith("µs") and p99["raw"].endswith("ms")  # the wrap is unwrapped, not a reset
+    code, output = invoke("sync", "simulate", "--condition", "warp-drive")
+    assert code == 2 and "Traceback" not in output

@@ -31,17 +31,26 @@ def sync_group() -> None:
               help="Transport latency: none, const:T, exp:MEAN, uniform:LOW-HIGH, usb:FRAME.")
 @click.option("--spikes", default=None, help="Rare extra delays P:LOW-HIGH, e.g. 0.05:5ms-20ms.")
 @click.option("--steps", default="", help="Device clock steps AT:STEP[,...], e.g. 10min:+50ms.")
-@click.option("--duration", type=DURATION, default="10min", show_default=True, help="Simulated run time.")
+@click.option("--duration", type=DURATION, default=None, help="Simulated run time [default: 10min, or the "
+              "condition's own length].")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of every random draw.")
+@click.option("--condition", default=None,
+              help="A named clock and link instead of --rate/--drift-ppm/--drift-change/--latency/--spikes/--steps: "
+                   "crystal wander, latency timers, BLE, slow events, wrapping counters... ('list' names them).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the errors of the three over time into this PNG.")
 def simulate_command(rate: str, drift_ppm: float, drift_change: float, latency: str, spikes: str | None,
-                     steps: str, duration: int, seed: int, plot_path: Path | None) -> None:
+                     steps: str, duration: int | None, seed: int, condition: str | None,
+                     plot_path: Path | None) -> None:
     """Simulate a device clock and compare hwlink, the Syntalos baseline and raw receive times.
 
     Runs in simulated time (an hour of 1 kHz data takes well under a minute); errors are returned
     timestamps minus the true event times.
     """
+    if condition is not None:
+        simulate_condition(condition, duration, seed, plot_path)
+        return
+    duration = 600_000_000 if duration is None else duration
     rate_hz = parse_frequency_hz(rate)
     if not math.isfinite(drift_ppm) or abs(drift_ppm) > 10_000:
         raise UserError(f"--drift-ppm {drift_ppm} is outside -10000..10000")
@@ -70,6 +79,42 @@ def simulate_command(rate: str, drift_ppm: float, drift_change: float, latency: 
                    f"{format_usec(row['max']):>10} {warmup:>9} {int(row['backward']):>9} {cost:>8}")
     if plot_path is not None:
         draw(plot_path, pairs.event_usec, results, f"{rate_hz:g} Hz, {drift_ppm:g} ppm, {latency_model.spec}")
+        click.echo(f"plot written to {plot_path}")
+
+
+def simulate_condition(name: str, duration: int | None, seed: int, plot_path: Path | None) -> None:
+    """The named condition's run (its own length unless --duration), compared as above."""
+    from hwlink.sync.conditions import CONDITIONS  # here: the CLI starts without building them
+
+    if name == "list":
+        for known, entry in CONDITIONS.items():
+            click.echo(f"{known:<24} {entry.description}")
+        return
+    if name not in CONDITIONS:
+        raise UserError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
+    named = CONDITIONS[name]
+    if duration is not None:
+        if duration * named.rate_hz / 1e6 < 2:
+            raise UserError("--duration is too short for two samples at this condition's rate")
+        if duration * named.rate_hz / 1e6 > 20_000_000:
+            raise UserError("--duration x the condition's rate exceeds 20 million samples; shorten the run")
+        named = named.with_duration(duration)
+    pairs = named.pairs(seed)
+    results = compare(named, pairs)  # type: ignore[arg-type]  # a Condition has what compare reads of a Scenario
+    click.echo(f"{len(pairs)} timestamps, {named.description}, over {format_usec(named.duration_usec)}; "
+               "|error| after each method's warm-up")
+    header = f"{'method':<22} {'p50':>10} {'p99':>10} {'max':>10} {'warm-up':>9} {'backward':>9} {'µs/call':>8}"
+    click.echo(header)
+    for result in results:
+        row = summary_row(result, pairs.event_usec)
+        warmup = "never" if not math.isfinite(row["warmup_s"]) else f"{row['warmup_s']:.1f} s"
+        cost = f"{row['cost']:.2f}" if result.name != "raw" else "-"
+        click.echo(f"{LABELS[result.name]:<22} {format_usec(row['p50']):>10} {format_usec(row['p99']):>10} "
+                   f"{format_usec(row['max']):>10} {warmup:>9} {int(row['backward']):>9} {cost:>8}")
+    click.echo(f"(errors include the link's constant delay, at least {format_usec(named.floor_usec)}, which no one-way "
+               "method can see)")
+    if plot_path is not None:
+        draw(plot_path, pairs.event_usec, results, f"{name}: {named.description}")
         click.echo(f"plot written to {plot_path}")
 
 

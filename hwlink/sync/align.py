@@ -12,10 +12,11 @@ on either side, and extra (glitch) edges may appear — :func:`align_edges`
 4. fits a continuous piecewise-linear map secondary -> master by linear programming. Its pieces are as long as
    the clocks allow: starting from one straight line, the pieces are halved until the smallest achievable
    maximum edge residual (minimax) is within one sample, or pieces would hold fewer than
-   ``min_edges_per_segment`` edges. On those pieces the least-squares map is taken if it keeps every edge
-   within that bound (one sample, or the minimax value if larger), else the map with the least total absolute
-   residual inside the bound. Both average the quantization noise of many edges: constant drift gets a single
-   accurate line, drift that wanders (temperature) gets as many pieces as it needs;
+   ``min_edges_per_segment`` edges or number more than 4096 (the minimax LP only needs the convex-hull vertices of each piece's edges, a
+   few per piece, so it stays small for days of pulses). On those pieces the least-squares map is taken if it
+   keeps every edge within that bound (one sample, or the minimax value if larger), else the point nearest to
+   it on the way to the minimax map that does. Least squares averages the quantization noise of many edges:
+   constant drift gets a single accurate line, drift that wanders (temperature) gets as many pieces as needed;
 5. reports QC: drift in ppm, max residual and the share of edges within 1 and 2 samples.
 
 All times are plain numbers in one unit of your choice (seconds, µs, ...); ``sample_period`` is given in that
@@ -38,7 +39,10 @@ from hwlink.sync.tsync import TSyncFileMode, TSyncWriter
 __all__ = ["AlignError", "AlignmentQC", "Alignment", "align_edges", "simulate_edges", "SimulatedEdges"]
 
 _COARSE_EDGES = 64  # master edges used for the coarse lag
+_PREDICT_TAIL_PAIRS = 64  # matched pairs whose line predicts the edges beyond them
 _RESIDUAL_MEDIAN_WINDOW = 15  # edges in the running median that outliers are judged against
+_MAX_PIECES = 4096  # bounds the minimax LP (about 10 rows a piece) on days of pulses; QC reports what remains
+_HULL_EDGES_PER_PIECE = 128  # the finest level whose hull vertices are found over all edges at once
 _RESIDUAL_GOAL = 0.999  # samples: the edge residual bound the piecewise fit aims for (LP tolerances stay below 1)
 
 
@@ -154,6 +158,23 @@ def _match(master: np.ndarray, secondary: np.ndarray, predicted: np.ndarray, tol
     return master_index, secondary_index
 
 
+def _predict(window: np.ndarray, master_index: np.ndarray, secondary_index: np.ndarray, master: np.ndarray,
+             secondary: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Secondary times predicted for master edges: through the pairs matched so far (interpolated), and beyond
+    them along a line fitted to the last of those pairs (a drift that wanders over hours bends away from one line
+    fitted to all of them by more than the matching tolerance)."""
+    if master_index.size < _PREDICT_TAIL_PAIRS:
+        return intercept + slope * window
+    known_m, known_s = master[master_index], secondary[secondary_index]
+    tail_slope, tail_intercept = np.polyfit(known_m[-_PREDICT_TAIL_PAIRS:], known_s[-_PREDICT_TAIL_PAIRS:], 1)
+    head_slope, head_intercept = np.polyfit(known_m[:_PREDICT_TAIL_PAIRS], known_s[:_PREDICT_TAIL_PAIRS], 1)
+    predicted = np.interp(window, known_m, known_s)
+    after, before = window > known_m[-1], window < known_m[0]
+    predicted[after] = tail_intercept + tail_slope * window[after]
+    predicted[before] = head_intercept + head_slope * window[before]
+    return predicted
+
+
 def _running_median(values: np.ndarray, window: int) -> np.ndarray:
     if values.size <= window:
         return np.full(values.size, np.median(values))
@@ -174,8 +195,8 @@ def _hat_basis(x: np.ndarray, knots: np.ndarray) -> Any:
     return sparse.csr_matrix((values, (rows, columns)), shape=(x.size, knots.size))
 
 
-def _minimax(basis: Any, y: np.ndarray) -> float:
-    """Smallest t such that some knot values v give |basis @ v - y| <= t for every edge."""
+def _minimax(basis: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Smallest t such that some knot values v give |basis @ v - y| <= t for every edge, and those v."""
     from scipy import sparse
     from scipy.optimize import linprog
 
@@ -188,7 +209,55 @@ def _minimax(basis: Any, y: np.ndarray) -> float:
     result = linprog(objective, A_ub=constraints, b_ub=np.concatenate([y, -y]), bounds=bounds, method="highs")
     if result.status != 0:
         raise AlignError(f"minimax fit failed: {result.message}")
-    return float(result.x[-1])
+    return float(result.x[-1]), np.asarray(result.x[:knot_count])
+
+
+def _piece_bounds(x: np.ndarray, knots: np.ndarray) -> tuple[list[int], list[int]]:
+    segment = np.clip(np.searchsorted(knots, x, side="right") - 1, 0, knots.size - 2)
+    starts = np.flatnonzero(np.concatenate(([True], np.diff(segment) != 0))).tolist()
+    return starts, starts[1:] + [x.size]
+
+
+def _hull_rows(x: np.ndarray, y: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Indices of the edges that can bind a minimax fit: on each piece the map is linear, so the largest
+    ``y - map`` and ``map - y`` there are at vertices of the upper and lower convex hulls of the piece's edges
+    (``x`` ascending). Exact, and it turns hundreds of thousands of constraints into a few per piece. For few
+    edges per piece (a monotone chain in Python)."""
+    xs, ys = x.tolist(), y.tolist()
+    keep: list[int] = []
+    for lo, hi in zip(*_piece_bounds(x, knots)):
+        for sign in (1.0, -1.0):  # lower hull of (x, y), then of (x, -y): the upper hull
+            hull: list[int] = []
+            for i in range(lo, hi):
+                xi, yi = xs[i], sign * ys[i]
+                while len(hull) >= 2:
+                    j, k = hull[-2], hull[-1]
+                    if (sign * ys[k] - sign * ys[j]) * (xi - xs[j]) >= (yi - sign * ys[j]) * (xs[k] - xs[j]):
+                        hull.pop()  # k is on or above the chord from j to i
+                    else:
+                        break
+                hull.append(i)
+            keep.extend(hull)
+    return np.unique(np.array(keep, dtype=np.int64))
+
+
+def _hull_rows_many(x: np.ndarray, y: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """:func:`_hull_rows` for many edges per piece (qhull; every vertex of the full hull is a vertex of the
+    lower or the upper one)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    keep = []
+    for lo, hi in zip(*_piece_bounds(x, knots)):
+        if hi - lo <= 3:
+            keep.append(np.arange(lo, hi))
+            continue
+        xs = x[lo:hi]
+        points = np.column_stack(((xs - xs[0]) / max(float(xs[-1] - xs[0]), 1e-300), y[lo:hi]))
+        try:
+            keep.append(lo + ConvexHull(points).vertices)
+        except QhullError:  # collinear or too few distinct points: keep them all
+            keep.append(np.arange(lo, hi))
+    return np.unique(np.concatenate(keep))
 
 
 def _least_squares(basis: Any, y: np.ndarray) -> np.ndarray:
@@ -199,25 +268,20 @@ def _least_squares(basis: Any, y: np.ndarray) -> np.ndarray:
     return np.atleast_1d(spsolve(normal, basis.T @ y))
 
 
-def _least_absolute_within(basis: Any, y: np.ndarray, band: float) -> np.ndarray:
-    """Knot values minimizing sum |basis @ v - y| subject to every |basis @ v - y| <= band."""
-    from scipy import sparse
-    from scipy.optimize import linprog
-
-    count, knot_count = basis.shape
-    eye = sparse.identity(count, format="csr")
-    empty = sparse.csr_matrix((count, count))
-    constraints = sparse.vstack([
-        sparse.hstack([basis, -eye]), sparse.hstack([-basis, -eye]),
-        sparse.hstack([basis, empty]), sparse.hstack([-basis, empty]),
-    ]).tocsr()
-    upper = np.concatenate([y, -y, y + band, band - y])
-    objective = np.concatenate([np.zeros(knot_count), np.ones(count)])
-    bounds = [(None, None)] * knot_count + [(0, None)] * count
-    result = linprog(objective, A_ub=constraints, b_ub=upper, bounds=bounds, method="highs")
-    if result.status != 0:
-        raise AlignError(f"piecewise fit failed: {result.message}")
-    return result.x[:knot_count]
+def _toward_within(basis: Any, y: np.ndarray, start: np.ndarray, inside: np.ndarray, band: float) -> np.ndarray:
+    """Knot values on the segment from ``start`` to ``inside`` (a solution within the band), as close to
+    ``start`` as keeps every |basis @ v - y| <= band: each edge's residual is affine along the segment, so the
+    first point where all are within the band is found exactly in one pass (O(edges), no LP over every edge)."""
+    r0 = basis @ start - y
+    r1 = basis @ inside - y
+    lowest = 0.0
+    change = r1 - r0
+    # need -band <= r0 + s * change <= band for s in [lowest, 1]; r1 satisfies it at s = 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        high_bound = np.where(change < 0, (r0 - band) / -change, np.where(r0 > band, np.inf, 0.0))
+        low_bound = np.where(change > 0, (-band - r0) / change, np.where(r0 < -band, np.inf, 0.0))
+    lowest = float(min(1.0, max(0.0, np.max(high_bound), np.max(low_bound))))
+    return start + lowest * (inside - start)
 
 
 def _quantile_knots(x: np.ndarray, segments: int) -> np.ndarray:
@@ -260,9 +324,12 @@ def align_edges(
     slope, intercept = 1.0, lag
     span = master_sorted[min(_COARSE_EDGES, master_sorted.size) - 1] - master_sorted[0]
     horizon = master_sorted[0] + max(span, 8 * shortest)
+    master_index = secondary_index = np.zeros(0, dtype=np.int64)
     while True:
         window = master_sorted[:np.searchsorted(master_sorted, horizon, side="right")]
-        master_index, secondary_index = _match(window, secondary_sorted, intercept + slope * window, tolerance)
+        master_index, secondary_index = _match(window, secondary_sorted,
+                                               _predict(window, master_index, secondary_index, master_sorted,
+                                                        secondary_sorted, slope, intercept), tolerance)
         if master_index.size >= 2:
             slope, intercept = np.polyfit(master_sorted[master_index], secondary_sorted[secondary_index], 1)
         if window.size == master_sorted.size:
@@ -288,17 +355,29 @@ def align_edges(
 
     x, y = matched_secondary[inlier], residual[inlier]
     segments = 1
+    # pieces split at quantiles of x halve into pieces of the next level, so the hull vertices of each piece at a
+    # fine level include those of every coarser piece: found once, they are all the rows coarser levels need
+    fine_segments = 1 << max(0, int(np.ceil(np.log2(max(x.size / _HULL_EDGES_PER_PIECE, 1)))))
+    rows_at: dict[int, np.ndarray] = {fine_segments: _hull_rows_many(x, y, _quantile_knots(x, fine_segments))}
+    level = fine_segments
+    while level > 1:  # coarser levels from the finer one's rows (a few per piece)
+        finer = rows_at[level]
+        level //= 2
+        rows_at[level] = finer[_hull_rows(x[finer], y[finer], _quantile_knots(x, level))]
     while True:
         knots = _quantile_knots(x, segments)
-        basis = _hat_basis(x, knots)
-        band = _minimax(basis, y)
-        if band <= _RESIDUAL_GOAL or x.size < 2 * segments * min_edges_per_segment:
+        # the minimax LP needs only these rows
+        binding = rows_at[segments] if segments in rows_at else _hull_rows_many(x, y, knots)
+        band, minimax_values = _minimax(_hat_basis(x[binding], knots), y[binding])
+        if band <= _RESIDUAL_GOAL or x.size < 2 * segments * min_edges_per_segment \
+                or segments >= _MAX_PIECES:
             break
         segments *= 2
+    basis = _hat_basis(x, knots)
     bound = max(band * (1 + 1e-9) + 1e-9, _RESIDUAL_GOAL)
     correction = _least_squares(basis, y)
     if np.abs(basis @ correction - y).max() > bound:
-        correction = _least_absolute_within(basis, y, bound)
+        correction = _toward_within(basis, y, correction, minimax_values, bound)
     mapping = PiecewiseLinearMap(knots, line_intercept + line_slope * knots + correction * sample_period,
                                  single_slope=float(line_slope))
     final = (matched_master - mapping(matched_secondary)) / sample_period

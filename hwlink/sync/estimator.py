@@ -9,8 +9,9 @@ summed gap (the linear-programming estimator of Moon, Skelly & Towsley; ML under
 the skew (drift), its value at ``x`` the earliest possible arrival, i.e. the event's master time plus ``d_min``.
 
 Online (:class:`DriftEstimator`): two staggered hulls (a full one used for output and a younger one that
-replaces it once the full one spans the window, the younger one half of it, and their skews agree) follow slow
-drift changes with O(window) memory; a centroid edge among the newest, or after a hand-over one whose end no later
+replaces it once the full one spans the window, 90 s stretched to hold 256 pairs, and the younger one half of
+it; on a USB frame grid also once their skews agree) follow drift changes and crystal wander with O(window)
+memory; a centroid edge among the newest, or after a hand-over one whose end no later
 floor point confirms yet (a flat stair of a sweeping USB frame phase), gives way to the neighbouring edge closer to
 the previous skew (before the first hand-over only while the points stay near that skew's line). When the arrivals
 near the floor sit on a 1 ms grid (USB full-speed frames), the floor shows only as the sample phase sweeps past a
@@ -22,9 +23,11 @@ have waited less than a frame: the floor line then lies at most a frame below th
 and the output is the envelope moved into that bracket (to its middle when it is wide), never more than half the
 bracket off. A bracket no line fits (an arrival that waited longer, a drift change bending the floor) ends it.
 Each point costs amortised O(1) (monotone-chain stack) plus an O(log hull) bisection. A point far *below* the
-line, a sustained run far *above* it (twice the threshold, at least 16 points over 250 ms, starting right after a
-point near the line: an offset jump, not residuals creeping up under a wrong skew), or a device timestamp going
-backwards means the device clock stepped: the hulls restart, and a skew that a hull edge measured over at least a
+line (once the segment holds 32 points), a sustained run far *above* it (twice the threshold, at least 16 points
+over 1 s, starting right after a point near the line: an offset jump, not residuals creeping up under a wrong
+skew), or a device timestamp going backwards that is no counter wrap means the device clock stepped (the
+threshold: 1 ms or 4x the median distance from the line, whichever is larger, so the drops of a stair-shaped
+floor are not steps): the hulls restart, and a skew that a hull edge measured over at least a
 minute is kept for the next half window (a prior or a start-up edge is not: kept from reset to reset, it would
 never be re-measured).
 Offline (:func:`map_offline`, :func:`fit_lower_line`): the same LP line, fitted with numpy over whole arrays,
@@ -42,12 +45,19 @@ import numpy as np
 
 from hwlink.errors import ConfigError
 
-DEFAULT_WINDOW_USEC = 300_000_000
+DEFAULT_WINDOW_USEC = 90_000_000  # short enough to follow crystal wander (chord vs arc ~ curvature W^2 / 8)...
+WINDOW_MIN_POINTS = 256  # ...stretched to hold this many pairs (slow events: the envelope needs points)
 DEFAULT_MIN_SPAN_USEC = 1_000_000
 DEFAULT_STEP_THRESHOLD_USEC = 1_000
 DEFAULT_STEP_STREAK = 16
-STEP_BACK_MIN_USEC = 250_000  # a run above the envelope must last this long to count as a step back
-TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute is kept across a clock step
+STEP_BACK_MIN_USEC = 250_000  # a run above the envelope starting later than this after a near point is creeping
+STEP_BACK_RUN_USEC = 1_000_000  # a run above the envelope must last this long to be a step back (stalls, bursts
+# and spikes end sooner; a step lasts)
+MIN_STEP_BLOCK_POINTS = 16  # find_steps' blocks hold at least this many pairs
+SETTLE_POINTS = 32  # points of a clock segment before a point below the line can be a step forward
+STEP_MEDIAN_FACTOR = 4  # the step threshold is at least 4x the median delay above the envelope: a stair-shaped
+# floor (arrivals released on a grid: latency timer, radio connection interval) drops by at most about twice that
+TRUSTED_PRIOR_SPAN_USEC = 60_000_000  # a skew measured over a minute (or half the window) is kept across a step
 SKEW_AGREEMENT = 2e-6  # 2 ppm: the younger hull takes over only when it agrees this well
 UNCONFIRMED_USEC = 1_000_000  # a hull edge ending this close to the newest point may be a stair of the floor
 USB_FRAME_USEC = 1_000  # full-speed USB: the host collects a device's bytes once per 1 ms frame
@@ -66,6 +76,8 @@ DEFAULT_MAX_WINDOW_USEC = 3_600_000_000  # on a frame grid: an hour, two sweeps 
 FRAME_PHASE_TO_RADIANS = 2 * math.pi / USB_FRAME_USEC
 FRAME_GRID_COS_TOLERANCE = math.cos(FRAME_GRID_TOLERANCE_USEC * FRAME_PHASE_TO_RADIANS)
 DEFAULT_MAX_SKEW = 1e-2  # 1 %: beyond even ceramic resonators (Arduino Uno ~0.5 %); steeper is start-up noise
+MIN_WRAP_BITS = 8  # narrower counters wrap too often to unwrap from timing alone
+WRAP_DELAY_SPREAD_USEC = 20_000  # two consecutive pairs' delays differ by less than this (spikes, stalls aside)
 
 
 def sweep_window(slope: float, on_frame_grid: bool, window_usec: int, max_window_usec: int) -> int:
@@ -211,6 +223,7 @@ class DriftEstimator:
         min_latency_usec: int = 0,
         max_window_usec: int = DEFAULT_MAX_WINDOW_USEC,
         frame_bracket: bool = True,
+        counter_bits: int | None = None,
     ) -> None:
         if window_usec < 4 * min_span_usec or min_span_usec <= 0:
             raise ConfigError("estimator window must be positive and at least 4x the minimum span")
@@ -226,6 +239,10 @@ class DriftEstimator:
         self.min_latency_usec = int(min_latency_usec)
         self.max_window_usec = int(max_window_usec)
         self.frame_bracket = bool(frame_bracket)
+        self.set_counter_bits(counter_bits)
+        self.wraps = 0
+        self._wrap_offset = 0  # added to the device's stamps: 2**bits per counter wrap seen
+        self._last_raw: int | None = None
         # running means over arrivals near the floor (each read on its own, not held back behind a spike): the
         # phase of their receive times on a 1 ms frame grid, the phase of the events themselves (the floor line
         # at their device time), and over all such arrivals the share within one frame of the floor
@@ -257,6 +274,7 @@ class DriftEstimator:
         self._unconfirmed_usec = 0
         self._last_secondary: int | None = None
         self._last_master = 0
+        self._median = float(self.step_threshold_usec) / STEP_MEDIAN_FACTOR  # running median delay above the line
         self._above_streak = 0
         self._above_since = 0
         self._near_at = 0  # device time of the newest point within the threshold of the line
@@ -275,12 +293,44 @@ class DriftEstimator:
         self._out_c = 0.0
         self._out_s = 0.0
 
+    def set_counter_bits(self, bits: int | None) -> None:
+        """The device counter's width: a backwards jump of 2**bits that matches the master clock's advance is a
+        wrap, unwrapped (None: an obvious wrap is still detected, with 2**k from the last value's bit length)."""
+        if bits is not None and not MIN_WRAP_BITS <= int(bits) <= 64:
+            raise ConfigError(f"counter bits must be within {MIN_WRAP_BITS}..64, got {bits}")
+        self.counter_bits = None if bits is None else int(bits)
+
+    @property
+    def wrap_offset(self) -> int:
+        """What unwrapping has added to the device's stamps so far."""
+        return self._wrap_offset
+
+    def _unwraps(self, raw: int, master: int) -> bool:
+        """A backwards device time that is the counter wrapping: with 2**k added (k: the counter's width, or the
+        bit length of the last value) the device advanced by about what the master clock did (1 % plus the
+        spread of two pairs' delays allowed, never a quarter of the counter's range)."""
+        last = self._last_raw
+        if last is None:
+            return False
+        bits = self.counter_bits if self.counter_bits is not None else last.bit_length()
+        if bits < MIN_WRAP_BITS or bits >= 64 or last >= 1 << bits or raw < 0:
+            return False
+        advanced = raw + (1 << bits) - last
+        elapsed = master - self._last_master
+        tolerance = min(0.01 * abs(elapsed) + max(2 * self.step_threshold_usec, WRAP_DELAY_SPREAD_USEC),
+                        (1 << bits) / 4)
+        if advanced < 0 or abs(advanced - elapsed) > tolerance:
+            return False
+        self._wrap_offset += 1 << bits
+        self.wraps += 1
+        return True
+
     def reset(self) -> None:
         """Forget every point (keeping the learned skew as the prior for the next start)."""
         self._prior_span = self.min_span_usec
         if self._active is not None and self._active.span >= self.min_span_usec:
             self.prior_slope = self._s
-            if self._measured and self._active.span >= TRUSTED_PRIOR_SPAN_USEC:
+            if self._measured and self._active.span >= min(TRUSTED_PRIOR_SPAN_USEC, self.window_usec // 2):
                 # a step does not change the device's rate: keep the well-measured skew for half a window (only
                 # one the hull measured itself: a prior carried on from reset to reset would never be re-measured)
                 self._prior_span = max(self.min_span_usec, self.window_usec // 2)
@@ -299,8 +349,12 @@ class DriftEstimator:
 
     def add(self, secondary: int, master: int) -> EstimatorEvent:
         """Feed one (device, master-arrival) pair; returns the clock event it revealed, if any."""
-        secondary = int(secondary)
+        raw = int(secondary)
         master = int(master)
+        secondary = raw + self._wrap_offset
+        if self._last_secondary is not None and secondary < self._last_secondary and self._unwraps(raw, master):
+            secondary = raw + self._wrap_offset
+        self._last_raw = raw
         y = master - secondary
         event = EstimatorEvent.NONE
         active = self._active
@@ -321,9 +375,20 @@ class DriftEstimator:
                     self._far_count += 1
                     if self._far_count >= self.step_streak and secondary - self._near_at >= STEP_BACK_MIN_USEC:
                         self._skew_doubted = True
-                if residual < -self.step_threshold_usec:
+                # the step threshold: the configured one, or 4x the median distance from the line (multiplicative
+                # tracker; a property of the link, kept across resets) when the link is that spread. A forward step
+                # needs SETTLE_POINTS in the segment: the first points of a stair-shaped floor drop stair by stair
+                median = self._median
+                if -median <= residual <= median:
+                    self._median = median * 0.97 if median > 1.0 else 1.0
+                else:
+                    self._median = median * 1.03
+                step = STEP_MEDIAN_FACTOR * median
+                if step < self.step_threshold_usec:
+                    step = self.step_threshold_usec
+                if residual < -step and active.count >= SETTLE_POINTS:
                     event = EstimatorEvent.STEP_FORWARD
-                elif residual > 2 * self.step_threshold_usec:
+                elif residual > 2 * step:
                     if not self._above_streak:
                         self._above_since = secondary
                         # an offset jump lifts the points at once; a wrong skew lets them creep up through the
@@ -331,7 +396,7 @@ class DriftEstimator:
                         self._above_abrupt = secondary - self._near_at <= STEP_BACK_MIN_USEC
                     self._above_streak += 1
                     if self._above_streak >= self.step_streak and self._above_abrupt \
-                            and secondary - self._above_since >= STEP_BACK_MIN_USEC:
+                            and secondary - self._above_since >= STEP_BACK_RUN_USEC:
                         event = EstimatorEvent.STEP_BACK
                 else:
                     self._above_streak = 0
@@ -348,16 +413,18 @@ class DriftEstimator:
             pending = self._pending
             if pending is not None:
                 pending.add(secondary, y)
-            window = self._window
-            if active.span >= window and pending is not None \
-                    and pending.span >= window // 2 and self._pending_agrees(active, pending, window):
-                self._active, active = pending, pending
-                self._bracketing = False  # the full window now holds what the warm-up's bracket knew
-                self._ceiling = self._bracket = None
-                self._unconfirmed_usec = UNCONFIRMED_USEC
-                self._pending = LowerHull(secondary, y)
-            elif pending is None and active.span >= window // 2:
-                self._pending = LowerHull(secondary, y)
+            # the window is never shorter than window_usec: work it out only when a hand-over may be due
+            if active.span >= (self.window_usec if pending is not None else self.window_usec // 2):
+                window = self._window
+                if active.span >= window and pending is not None \
+                        and pending.span >= window // 2 and self._pending_agrees(active, pending, window):
+                    self._active, active = pending, pending
+                    self._bracketing = False  # the full window now holds what the warm-up's bracket knew
+                    self._ceiling = self._bracket = None
+                    self._unconfirmed_usec = UNCONFIRMED_USEC
+                    self._pending = LowerHull(secondary, y)
+                elif pending is None and active.span >= window // 2:
+                    self._pending = LowerHull(secondary, y)
         self._update_line(active)
         self._update_output(secondary, active)
         return event
@@ -465,13 +532,19 @@ class DriftEstimator:
         a frame twice. There the floor shows only when the phase passes the frame edge, once per
         ``frame / |skew|`` (333 s at 3 ppm); a shorter window sees one flat stair of it and takes it for the
         skew. Only there: elsewhere a long window would follow drift changes more slowly."""
-        return sweep_window(self._s, self.on_frame_grid, self.window_usec, self.max_window_usec)
+        active = self._active
+        window = self.window_usec
+        if active is not None and active.count > 1:  # stretched to hold WINDOW_MIN_POINTS pairs
+            window = max(window, min(WINDOW_MIN_POINTS * active.span // (active.count - 1), self.max_window_usec))
+        return sweep_window(self._s, self.on_frame_grid, window, self.max_window_usec)
 
     def _pending_agrees(self, active: LowerHull, pending: LowerHull, window: int) -> bool:
         """Hand over to the younger hull once its skew agrees with the full one's (or the full one spans two
-        windows). A younger hull that saw the latency floor only once or twice can mistake a slowly sweeping
-        floor (USB frame phase against the sample clock) for skew; the full one has seen more of it."""
-        if active.span >= 2 * window:
+        windows), on a frame grid only. A younger hull that saw the latency floor only once or twice can mistake
+        a slowly sweeping floor (USB frame phase against the sample clock) for skew; the full one has seen more
+        of it. Elsewhere the hand-over is due at the window: waiting for agreement while the skew wanders (a
+        crystal's temperature) let the full hull grow to two windows and bow by the chord of the arc."""
+        if active.span >= 2 * window or not self.on_frame_grid:
             return True
         slope_active, slope_pending = active.centroid_slope(self._previous_skew, self._unconfirmed_usec), \
             pending.centroid_slope(self._previous_skew, self._unconfirmed_usec)
@@ -523,7 +596,9 @@ class DriftEstimator:
         return -self._s / (1 + self._s) * 1e6
 
     def master_time(self, secondary: int) -> float:
-        """Estimated master time of an event the device stamped ``secondary`` (µs, float)."""
+        """Estimated master time of an event the device stamped ``secondary`` (µs, float; unwrapped as the pairs
+        are)."""
+        secondary += self._wrap_offset
         if self._moved:
             return secondary + self._out_c - self.min_latency_usec + self._out_s * (secondary - self._out_xr)
         return secondary + self._c - self.min_latency_usec + self._s * (secondary - self._xr)
@@ -613,7 +688,10 @@ def find_steps(secondary: np.ndarray, master: np.ndarray, *, block_usec: int = 1
     """Indices where a new clock segment starts: device time went backwards, or the envelope jumped.
 
     The envelope is tracked by per-block minima of ``master - secondary`` (latency spikes never lower a
-    minimum); consecutive minima differing by more than the threshold mark a step inside those blocks. A rise
+    minimum; a block holds at least ``MIN_STEP_BLOCK_POINTS`` pairs, so slow events are not cut at every pair);
+    consecutive minima differing (beyond their median difference, the drift) by more than the threshold mark a
+    step inside those blocks. The threshold is at
+    least 4x the median delay above the block minima, as online: a stair-shaped floor drops by less. A rise
     into a block with under half the usual number of points (the tail of a recording, a few points after a gap)
     is not trusted: one latency spike there would otherwise cut off a segment of raw receive times.
     """
@@ -621,19 +699,28 @@ def find_steps(secondary: np.ndarray, master: np.ndarray, *, block_usec: int = 1
     y = np.asarray(master, dtype=np.int64) - x
     starts = set((np.flatnonzero(np.diff(x) < 0) + 1).tolist())
     bounds = [0, *sorted(starts), x.size]
+    if x.size > 1:
+        gaps = np.diff(x)
+        gaps = gaps[gaps > 0]
+        if gaps.size:
+            block_usec = max(block_usec, int(MIN_STEP_BLOCK_POINTS * np.median(gaps)))
     for begin, end in zip(bounds[:-1], bounds[1:]):
         block = (x[begin:end] - x[begin]) // block_usec
         first = np.flatnonzero(np.concatenate(([True], np.diff(block) != 0)))
         minima = np.minimum.reduceat(y[begin:end], first)
         counts = np.diff(np.append(first, end - begin))
         full = counts >= np.median(counts) / 2
-        for k in np.flatnonzero(np.abs(np.diff(minima)) > step_threshold_usec):
+        above = y[begin:end] - np.repeat(minima, counts)
+        threshold = max(step_threshold_usec, STEP_MEDIAN_FACTOR * float(np.median(above)))
+        rises = np.diff(minima)
+        trend = float(np.median(rises)) if rises.size else 0.0  # the drift over one block (slow events: large)
+        for k in np.flatnonzero(np.abs(rises - trend) > threshold):
             lo, hi = begin + first[k], begin + (first[k + 2] if k + 2 < first.size else end - begin)
             if minima[k + 1] < minima[k]:  # jumped ahead: first point far below the earlier level
-                below = np.flatnonzero(y[lo:hi] < minima[k] - step_threshold_usec)
+                below = np.flatnonzero(y[lo:hi] < minima[k] + trend - threshold)
                 starts.add(int(lo + below[0]))
             elif full[k + 1]:  # jumped back: the point after the last one near the earlier level
-                near = np.flatnonzero(y[lo:hi] <= minima[k] + step_threshold_usec)
+                near = np.flatnonzero(y[lo:hi] <= minima[k] + max(trend, 0) + threshold)
                 starts.add(int(lo + near[-1] + 1))
     return np.array(sorted(s for s in starts if 0 < s < x.size), dtype=np.int64)
 
@@ -672,7 +759,10 @@ def map_offline(secondary: np.ndarray, master: np.ndarray, *, window_usec: int =
         raise ConfigError("the maximum window must not be shorter than the window")
     for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         xs, ms = x[begin:end], m[begin:end]
-        half = max(frame_grid_window(xs, ms, window_usec, max_window_usec) // 2, 1)
+        window = window_usec
+        if xs.size > 1:  # stretched to hold WINDOW_MIN_POINTS pairs, as online
+            window = max(window, min(WINDOW_MIN_POINTS * int(xs[-1] - xs[0]) // (xs.size - 1), max_window_usec))
+        half = max(frame_grid_window(xs, ms, window, max_window_usec) // 2, 1)
         span = int(xs[-1] - xs[0])
         count = max(1, -(-span // half))
         centres, lines = [], []

@@ -208,12 +208,13 @@ class SecondaryClockSynchronizer(SyncPointOutput):
         self._expected_frequency_hz = 0.0
         self._clock_adjust_callback: Callable[[int, float], None] | None = None
         self._min_latency_usec = 0
+        self._counter_bits: int | None = None
         self._reset_state()
         if expected_frequency_hz > 0:
             self.set_expected_clock_frequency_hz(expected_frequency_hz)
 
     def _reset_state(self) -> None:
-        self._estimator = DriftEstimator(min_latency_usec=self._min_latency_usec)
+        self._estimator = DriftEstimator(min_latency_usec=self._min_latency_usec, counter_bits=self._counter_bits)
         self._calibrated = False
         self._expected_offset = 0
         self._correction = 0
@@ -263,6 +264,13 @@ class SecondaryClockSynchronizer(SyncPointOutput):
         if self._configurable("the minimum latency"):
             self._min_latency_usec = int(latency_usec)
             self._estimator.min_latency_usec = self._min_latency_usec
+
+    def set_device_counter_bits(self, bits: int | None) -> None:
+        """The width of the device's timestamp counter (e.g. 32 for µs in a uint32): when it wraps, the stamps
+        are unwrapped instead of taken for a clock reset. Without it an obvious wrap (a backwards jump of a power
+        of two matching the master clock's advance) is unwrapped too; ``None`` goes back to that."""
+        self._counter_bits = None if bits is None else int(bits)
+        self._estimator.set_counter_bits(self._counter_bits)
 
     def set_clock_adjust_callback(self, callback: Callable[[int, float], None] | None) -> None:
         """``callback(clock_correction_offset_usec, skew_ppm)``, called under ADJUST_CLOCK (see module doc)."""
@@ -322,10 +330,10 @@ class SecondaryClockSynchronizer(SyncPointOutput):
         if not self._started:
             self.start()
         master = int(master_usec)
-        secondary = int(secondary_usec)
         estimator = self._estimator
-        event = estimator.add(secondary, master)
-        estimate = estimator.master_time(secondary)
+        event = estimator.add(int(secondary_usec), master)
+        estimate = estimator.master_time(int(secondary_usec))
+        secondary = int(secondary_usec) + estimator.wrap_offset  # unwrapped device time
         if estimate > master:
             estimate = master  # nothing arrives before it happened
         if not self._calibrated:
