@@ -102,7 +102,7 @@ def test_killed_record_leaves_readable_files_within_the_loss_bound(tmp_path: Pat
     delay = random.Random(seed).uniform(1.2, 4.0)
     output = tmp_path / "rec"
     process = subprocess.Popen([HWLINK, "record", "-q", "-b", BOARD, "--lines", "2,A0,A1", "--duration", "60s",
-                                "-o", str(output), "--name", "k"], stdout=subprocess.DEVNULL,
+                                "-o", str(output / "k")], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     collection_path = output / "k"
     deadline = time.monotonic() + 60
