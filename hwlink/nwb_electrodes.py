@@ -1,27 +1,23 @@
 """Electrode descriptions for NWB export: which recorded channels are electrodes, and where they are.
 
 An electrodes file is a CSV table with a header and one row per electrode; its columns are NWB's
-``ElectrodeTable`` columns plus the two that say which recorded channel the row describes:
+``ElectrodeTable`` columns plus the two that say which recorded channel the row describes.
 
-=====================  ========  ===================================================================================
-column                 required  meaning
-=====================  ========  ===================================================================================
-``dataset``            yes       the signal dataset: its path in the collection (``raw``, ``ephys/probe1``) or name
-``channel``            yes       the channel name as recorded (a signal file's channel, or a line's name)
-``location``           yes       brain area of the electrode (NWB ``location``, e.g. ``CA1``)
-``group``              yes       electrode group name (NWB ``ElectrodeGroup``, e.g. ``shank0``)
-``group_description``  no        the group's description (one per group)
-``device``             no        name of the probe/amplifier the group belongs to (NWB ``Device``)
-``device_description`` no        the device's description (one per device)
-``device_manufacturer`` no       the device's manufacturer (one per device)
-``x`` ``y`` ``z``      no        position in the brain (NWB's coordinates: +x posterior, +y inferior, +z right)
-``rel_x`` ``rel_y``    no        position on the probe/in the group (``rel_z`` too)
-``imp``                no        impedance, ohms
-``filtering``          no        hardware filtering of the channel, text
-``reference``          no        reference electrode or scheme, text
-``conversion``         no        volts per recorded value, where the dataset does not say (no ``volts_per_code``,
-                                 units not volts)
-=====================  ========  ===================================================================================
+Required (NWB needs a location and a group for every electrode):
+
+* ``dataset``: the signal dataset, by its path in the collection (``raw``, ``ephys/probe1``) or its name
+* ``channel``: the channel name as recorded (a signal file's channel, or an analog line's name)
+* ``location``: brain area of the electrode (NWB ``location``, e.g. ``CA1``)
+* ``group``: electrode group name (NWB ``ElectrodeGroup``, e.g. ``shank0``)
+
+Optional (empty cells are missing values):
+
+* ``group_description``; ``device`` (the probe/amplifier the group is on, NWB ``Device``),
+  ``device_description``, ``device_manufacturer``: one value per group/device, given on any of its rows
+* ``x``, ``y``, ``z`` (position in the brain, NWB's axes: +x posterior, +y inferior, +z right),
+  ``rel_x``, ``rel_y``, ``rel_z`` (position on the probe), ``imp`` (impedance, ohms): numbers
+* ``filtering`` (hardware filtering), ``reference`` (reference electrode or scheme): text
+* ``conversion``: volts per recorded value, for datasets that do not say (no ``volts_per_code``, units not volts)
 
 Any other column becomes a custom column of the electrode table (ints, floats or text as the cells allow).
 Cells are trimmed; empty optional cells are missing values. Errors name the file and its line (header = line 1).

@@ -305,7 +305,11 @@ class _Exporter:
         for electrode in spec.electrodes:
             path = self._electrode_dataset(electrode, datasets)
             if path not in channels:
-                channels[path] = self._recorded_channels(electrode, path, datasets[path])
+                try:
+                    channels[path] = self._recorded_channels(electrode, path, datasets[path])
+                except (OSError, KeyError) as error:
+                    raise ExportError(f"{electrode.where}: dataset {path}: cannot read its signals: {error}") \
+                        from None
             if electrode.channel not in channels[path]:
                 raise ExportError(f"{electrode.where}: dataset {path} has no channel {electrode.channel!r} "
                                   f"(its channels: {', '.join(channels[path]) or 'none'})")
