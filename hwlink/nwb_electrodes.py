@@ -85,7 +85,8 @@ class ElectrodeTableSpec:
 
 
 def read_electrodes(path: str | os.PathLike[str]) -> ElectrodeTableSpec:
-    """Parse an electrodes CSV file (UTF-8, comma- or tab-separated, header first); see the module docstring."""
+    """Parse an electrodes CSV file (UTF-8, comma-, tab- or semicolon-separated as its header line is; header
+    first); see the module docstring."""
     source = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -100,7 +101,8 @@ def read_electrodes(path: str | os.PathLike[str]) -> ElectrodeTableSpec:
     if "\x00" in text:
         raise ElectrodesError(f"{source}: contains NUL bytes; the electrodes file must be a UTF-8 CSV text file")
     first = text.split("\n", 1)[0]
-    delimiter = "\t" if "\t" in first and "," not in first else ","
+    # comma; else tab or semicolon (spreadsheets in locales with a decimal comma save CSV with ';')
+    delimiter = next((d for d in (",", "\t", ";") if d in first), ",")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[tuple[str, list[str]]] = []
     header: list[str] | None = None

@@ -363,3 +363,18 @@ def test_readme_electrodes_example_is_the_example_file() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     shown = readme.split("```csv\n", 1)[1].split("```", 1)[0]
     assert shown == (EXAMPLES / "electrodes.csv").read_text(encoding="utf-8")
+
+
+def test_spreadsheet_saved_electrodes_file(tmp_path: Path, small_collection: Path) -> None:
+    """A BOM, CRLF line ends, ';' separators (decimal-comma locales), quoted cells and blank lines all read."""
+    electrodes = tmp_path / "electrodes.csv"
+    electrodes.write_bytes("\ufeffdataset;channel;location;group;y\r\n/ephys;c1;\"CA1; dorsal\";g;2.5\r\n\r\n"
+                           "ephys;c0;CA3;g;\r\n".encode())
+    target = exported(small_collection, tmp_path / "s.nwb", "--electrodes", str(electrodes))
+    with NWBHDF5IO(str(target), "r") as io:
+        nwb = io.read()
+        assert list(nwb.electrodes["location"].data[:]) == ["CA1; dorsal", "CA3"]
+        assert nwb.electrodes["y"].data[0] == 2.5 and np.isnan(nwb.electrodes["y"].data[1])
+        series = nwb.acquisition["ephys"]
+        assert series.electrodes.data[:].tolist() == [1, 0] and series.conversion == 1.0  # units V
+        assert nwb.electrode_groups["g"].location == "CA1; dorsal, CA3"
