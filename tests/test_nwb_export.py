@@ -196,3 +196,185 @@ def test_wall_clock_anchor_and_metadata_from_attributes(tmp_path: Path) -> None:
     # without an anchor: the creation time, and a note saying so
     report = export_nwb(BLINK1, tmp_path / "b.nwb")
     assert any("no wall-clock anchor" in note for note in report.notes)
+
+
+# ----- electrodes: channels an electrodes file names are ElectricalSeries -----------------------------------
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_record_collection_with_electrodes(tmp_path: Path) -> None:
+    code, output = run("record", "-b", "sim://?analog_interval=5ms&drift_ppm=50&seed=3", "--lines", "A0,A1,A2",
+                       "--duration", "1s", "-o", str(tmp_path / "rec"), "-q")
+    assert code == 0, output
+    collection = tmp_path / "rec"
+    electrodes = write_csv(tmp_path / "electrodes.csv", (
+        "dataset,channel,location,group,group_description,device,device_description,x,y,z,imp,filtering,shank\n"
+        'A0,A0,CA1,tetrode1,"tetrode 1, left CA1",drive1,8-tetrode drive,-2.0,1.5,1.25,150000,0.1-7500 Hz,1\n'
+        "A1,A1,CA3,tetrode2,,drive1,,-2.1,,1.3,,,2\n"))
+    target = exported(collection, tmp_path / "rec.nwb", "--electrodes", str(electrodes))
+    with NWBHDF5IO(str(target), "r") as io:
+        nwb = io.read()
+        table = nwb.electrodes
+        assert len(table) == 2 and list(table.id[:]) == [0, 1]
+        assert list(table["location"].data[:]) == ["CA1", "CA3"]
+        assert list(table["group_name"].data[:]) == ["tetrode1", "tetrode2"]
+        assert [group.name for group in table["group"].data[:]] == ["tetrode1", "tetrode2"]
+        assert table["x"].data[:].tolist() == [-2.0, -2.1] and np.isnan(table["y"].data[1])
+        assert table["imp"].data[0] == 150000 and list(table["filtering"].data[:]) == ["0.1-7500 Hz", ""]
+        assert table["shank"].data[:].tolist() == [1, 2]
+        group = nwb.electrode_groups["tetrode1"]
+        assert group.description == "tetrode 1, left CA1" and group.location == "CA1"
+        assert group.device is nwb.devices["drive1"] and nwb.devices["drive1"].description == "8-tetrode drive"
+        assert nwb.electrode_groups["tetrode2"].device is nwb.devices["drive1"]
+        for row, line in enumerate(("A0", "A1")):
+            recorded = read_signal_file(collection / line / f"{line}.h5")
+            series = nwb.acquisition[line]
+            assert series.neurodata_type == "ElectricalSeries"
+            assert series.electrodes.data[:].tolist() == [row] and series.electrodes.table is table
+            assert series.data.dtype == recorded["data"].dtype  # the codes as recorded, not volts
+            assert np.array_equal(series.data[:], recorded["data"][:, 0])
+            assert np.array_equal(usec(series.timestamps[:]), recorded["timestamps"])
+            assert series.unit == "volts" and series.conversion == recorded["attrs"]["volts_per_code"]
+            assert series.conversion == pytest.approx(5.0 / 1023)
+        # the line the file does not name stays a TimeSeries
+        other = nwb.acquisition["A2"]
+        assert other.neurodata_type == "TimeSeries"
+        assert np.array_equal(other.data[:], read_signal_file(collection / "A2" / "A2.h5")["data"][:, 0])
+
+
+def test_run_collection_signal_channels_as_electrodes_from_python(tmp_path: Path) -> None:
+    result = run_experiment(EXAMPLES / "bandpass.toml", tmp_path / "out", duration="1500ms")
+    assert result.result.ok, result.output
+    raw = read_signal_file(result.path / "raw" / "raw.h5")
+    assert raw["attrs"]["channel_names"] == ["ch0", "ch1", "ch2", "ch3"]  # signal-source: no units
+    rows = [{"dataset": "raw", "channel": "ch3", "location": "DG", "group": "shank1", "conversion": 2e-6},
+            {"dataset": "raw", "channel": "ch0", "location": "CA1", "group": "shank0", "conversion": 1e-6},
+            {"dataset": "raw", "channel": "ch1", "location": "CA1", "group": "shank0", "conversion": 1e-6}]
+    report = export_nwb(result.path, tmp_path / "run.nwb", electrodes=rows)
+    assert report.electrical_series == ["raw"]
+    assert validate(path=str(report.path)) == []
+    with NWBHDF5IO(str(report.path), "r") as io:
+        nwb = io.read()
+        series = nwb.acquisition["raw"]
+        assert series.neurodata_type == "ElectricalSeries"
+        # columns in recorded order (ch0, ch1, ch3); each points at its own electrode-table row
+        assert series.electrodes.data[:].tolist() == [1, 2, 0]
+        assert list(nwb.electrodes["location"].data[:]) == ["DG", "CA1", "CA1"]
+        assert series.data.dtype == np.float32 and np.array_equal(series.data[:], raw["data"][:, [0, 1, 3]])
+        assert np.array_equal(usec(series.timestamps[:]), raw["timestamps"])
+        assert series.conversion == 1.0 and series.channel_conversion[:].tolist() == pytest.approx([1e-6, 1e-6, 2e-6])
+        rest = nwb.acquisition["raw_other_channels"]
+        assert rest.neurodata_type == "TimeSeries" and np.array_equal(rest.data[:], raw["data"][:, [2]])
+        assert np.array_equal(usec(rest.timestamps[:]), raw["timestamps"])
+        assert nwb.acquisition["filtered"].neurodata_type == "TimeSeries"  # not named: as before
+
+
+def test_electrode_columns_stream_in_chunks_with_the_datasets_conversion(tmp_path: Path, monkeypatch) -> None:
+    collection = Collection.create(tmp_path, "probe", attributes={"clock_start_utc": "2026-01-02T03:04:05+00:00"})
+    rows = 120_000
+    timestamps = np.arange(rows, dtype=np.int64) * 33 + 7  # 30.3 kHz
+    codes = np.random.default_rng(5).integers(-2000, 2000, size=(rows, 3), dtype=np.int16)
+    microvolts = np.random.default_rng(6).normal(0, 50, size=(rows, 2)).astype(np.float32)
+    amp = collection.create_dataset("amp")
+    amp.update_attributes({"volts_per_code": 0.195e-6})
+    with amp.signal_writer(["A-000", "A-001", "A-002"], np.int16, sample_rate_hz=30_300) as writer:
+        writer.append(timestamps, codes)
+    lfp = collection.create_dataset("lfp")
+    with lfp.signal_writer(["L0", "L1"], np.float32, units="uV") as writer:
+        writer.append(timestamps, microvolts)
+    collection.close()
+    electrodes = write_csv(tmp_path / "probe.csv", (
+        "dataset,channel,location,group,rel_y\n"
+        "amp,A-002,VISp,probe,40\namp,A-000,VISp,probe,0\nlfp,L1,VISp,probe,20\n"))
+    monkeypatch.setattr(nwb_export, "CHUNK_BYTES", 32 << 10)
+    seen: list[int] = []
+    report = export_nwb(tmp_path / "probe", tmp_path / "probe.nwb", electrodes=electrodes, progress=seen.append)
+    assert len(seen) > 20
+    assert validate(path=str(report.path)) == []
+    with NWBHDF5IO(str(report.path), "r") as io:
+        nwb = io.read()
+        amp_series, lfp_series = nwb.acquisition["amp"], nwb.acquisition["lfp"]
+        assert np.array_equal(amp_series.data[:], codes[:, [0, 2]]) and amp_series.data.dtype == np.int16
+        assert amp_series.electrodes.data[:].tolist() == [1, 0] and amp_series.conversion == 0.195e-6
+        assert np.array_equal(nwb.acquisition["amp_other_channels"].data[:], codes[:, [1]])
+        assert np.array_equal(lfp_series.data[:], microvolts[:, [1]]) and lfp_series.conversion == 1e-6
+        assert np.array_equal(nwb.acquisition["lfp_other_channels"].data[:], microvolts[:, [0]])
+        assert nwb.electrodes["rel_y"].data[:].tolist() == [40.0, 0.0, 20.0]
+        for name in ("amp", "lfp", "amp_other_channels"):
+            assert np.array_equal(usec(nwb.acquisition[name].timestamps[:]), timestamps)
+
+
+@pytest.fixture(scope="module")
+def small_collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("electrodes")
+    collection = Collection.create(root, "small")
+    with collection.create_dataset("ephys").signal_writer(["c0", "c1"], np.float32, units="V") as writer:
+        writer.append(np.arange(10, dtype=np.int64) * 1000, np.zeros((10, 2), np.float32))
+    table = collection.create_dataset("trials").table_writer(["time_usec", "outcome"])
+    table.append([1, "hit"])
+    collection.close()
+    return root / "small"
+
+
+HEADER = "dataset,channel,location,group\n"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("dataset,channel,location\nephys,c0,CA1\n", "line 1: missing required column group"),
+    ("", "empty"),
+    (HEADER, "no electrodes"),
+    (HEADER + "ephys,c0,CA1,g\nnope,c1,CA1,g\n", "line 3: no dataset 'nope'"),
+    (HEADER + "ephys,c0,CA1,g\nephys,c7,CA1,g\n", "line 3: dataset ephys has no channel 'c7' (its channels: c0, c1)"),
+    (HEADER + "ephys,c0,CA1,g\nephys,c0,CA3,g\n", "line 3: dataset ephys channel 'c0' is already described at"),
+    (HEADER.encode() + b"ephys,c0,CA1,g\nephys,c1,Hippocampus \xe9,g\n", "line 3: not UTF-8"),
+    (HEADER + "ephys,c0,,g\n", "line 2: column 'location' is empty"),
+    (HEADER + "trials,outcome,CA1,g\n", "line 2: dataset trials has no recorded signals"),
+    (HEADER + "ephys,c0,CA1,g,extra\n", "line 2: 5 cells but the header has 4 columns"),
+    ("dataset,channel,location,group,x\nephys,c0,CA1,g,left\n", "line 2: column 'x' must be a number"),
+    ("dataset,channel,location,group,device\nephys,c0,CA1,g,a\nephys,c1,CA1,g,b\n", "line 3: device 'b' differs"),
+    ("dataset,channel,location,group\nephys,c0,CA1,shank/1\n", "line 2: group 'shank/1' cannot be an NWB name"),
+    ("dataset,channel,location,group,id\nephys,c0,CA1,g,1\n", "line 1: column 'id' is made by the electrode table"),
+])
+def test_bad_electrodes_file_is_one_clear_line(tmp_path: Path, small_collection: Path, content: str | bytes,
+                                               message: str) -> None:
+    electrodes = tmp_path / "bad_electrodes.csv"
+    electrodes.write_bytes(content if isinstance(content, bytes) else content.encode())
+    code, output = run("export", "nwb", str(small_collection), "-o", str(tmp_path / "x.nwb"), "-q",
+                       "--electrodes", str(electrodes))
+    assert code == 2 and "Traceback" not in output, output
+    assert f"{electrodes}" in output and message in output, output
+    assert len(output.strip().splitlines()) == 1, output
+    assert not (tmp_path / "x.nwb").exists() and not list(tmp_path.glob("*.partial.nwb"))
+
+
+def test_bad_electrode_rows_from_python(tmp_path: Path, small_collection: Path) -> None:
+    with pytest.raises(nwb_export.ExportError, match=r"electrodes row 2: column 'group' is empty"):
+        export_nwb(small_collection, tmp_path / "x.nwb", electrodes=[
+            {"dataset": "ephys", "channel": "c0", "location": "CA1", "group": "g"},
+            {"dataset": "ephys", "channel": "c1", "location": "CA1", "group": ""}])
+    with pytest.raises(nwb_export.ExportError, match=r"missing\.csv: cannot read"):
+        export_nwb(small_collection, tmp_path / "x.nwb", electrodes=tmp_path / "missing.csv")
+    assert not (tmp_path / "x.nwb").exists()
+
+
+def test_readme_electrodes_example_is_the_example_file() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("```csv\n", 1)[1].split("```", 1)[0]
+    assert shown == (EXAMPLES / "electrodes.csv").read_text(encoding="utf-8")
+
+
+def test_spreadsheet_saved_electrodes_file(tmp_path: Path, small_collection: Path) -> None:
+    """A BOM, CRLF line ends, ';' separators (decimal-comma locales), quoted cells and blank lines all read."""
+    electrodes = tmp_path / "electrodes.csv"
+    electrodes.write_bytes("\ufeffdataset;channel;location;group;y\r\n/ephys;c1;\"CA1; dorsal\";g;2.5\r\n\r\n"
+                           "ephys;c0;CA3;g;\r\n".encode())
+    target = exported(small_collection, tmp_path / "s.nwb", "--electrodes", str(electrodes))
+    with NWBHDF5IO(str(target), "r") as io:
+        nwb = io.read()
+        assert list(nwb.electrodes["location"].data[:]) == ["CA1; dorsal", "CA3"]
+        assert nwb.electrodes["y"].data[0] == 2.5 and np.isnan(nwb.electrodes["y"].data[1])
+        series = nwb.acquisition["ephys"]
+        assert series.electrodes.data[:].tolist() == [1, 0] and series.conversion == 1.0  # units V
+        assert nwb.electrode_groups["g"].location == "CA1; dorsal, CA3"

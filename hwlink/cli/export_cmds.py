@@ -34,14 +34,20 @@ def export_group() -> None:
 @click.option("--sex", default=None, help="M, F, U or O.")
 @click.option("--age", default=None, help="ISO 8601 duration, e.g. P90D.")
 @click.option("--subject-description", default=None)
+@click.option("--electrodes", "electrodes", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV file describing the electrodes (columns dataset, channel, location, group; optional "
+                   "group_description, device, device_description, device_manufacturer, x, y, z, rel_x, rel_y, "
+                   "rel_z, imp, filtering, reference, conversion): the channels it names are written as "
+                   "ElectricalSeries.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def export_nwb_command(collection: Path, output: Path, overwrite: bool, session_description: str | None,
                        session_id: str | None, session_start: str | None, identifier: str | None,
                        experimenter: tuple[str, ...], lab: str | None, institution: str | None,
                        subject_id: str | None, species: str | None, sex: str | None, age: str | None,
-                       subject_description: str | None, quiet: bool) -> None:
+                       subject_description: str | None, electrodes: Path | None, quiet: bool) -> None:
     """Write COLLECTION (hwlink record/run, or Syntalos) to an NWB file: signals and line readings as
     TimeSeries, digital lines also as intervals, CSV tables as DynamicTables, clock sync (tsync) as tables.
+    Channels named in --electrodes are ElectricalSeries (in volts) with an electrode table.
 
     Fields NWB needs come from the options or the collection's attributes; a missing one is named.
     """
@@ -60,17 +66,19 @@ def export_nwb_command(collection: Path, output: Path, overwrite: bool, session_
     total = sum(path.stat().st_size for path in collection.rglob("*") if path.is_file())
     try:
         if quiet:
-            report = export_nwb(collection, output, metadata=metadata, overwrite=overwrite)
+            report = export_nwb(collection, output, metadata=metadata, overwrite=overwrite, electrodes=electrodes)
         else:
             with click.progressbar(length=max(total, 1), label="exporting", file=click.get_text_stream("stderr"),
                                    show_pos=False) as bar:
-                report = export_nwb(collection, output, metadata=metadata, overwrite=overwrite, progress=bar.update)
+                report = export_nwb(collection, output, metadata=metadata, overwrite=overwrite,
+                                    progress=bar.update, electrodes=electrodes)
     except (ExportError, EdlError) as error:
         raise UserError(str(error)) from None
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"wrote {report.path} ({report.bytes_written / 1e6:.1f} MB): {len(report.series)} time series, "
-               f"{len(report.tables)} tables, {len(report.sync_tables)} clock-sync tables")
+    electrical = f" ({len(report.electrical_series)} electrical)" if report.electrical_series else ""
+    click.echo(f"wrote {report.path} ({report.bytes_written / 1e6:.1f} MB): {len(report.series)} time series"
+               f"{electrical}, {len(report.tables)} tables, {len(report.sync_tables)} clock-sync tables")
 
 
 def register(group: click.Group) -> None:
