@@ -1,0 +1,159 @@
+"""The engine <-> worker channel at its limits: empty payloads, header field extremes, messages larger than one
+receive, messages split at every byte, and the non-blocking sender's backlog."""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import struct
+import threading
+
+import pytest
+
+from hwlink.runtime import ipc
+from hwlink.runtime.ipc import CONTROL, DATA, HEADER, Channel, Message, control_message, data_message
+
+
+@pytest.fixture
+def pair():
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sender, receiver = Channel(left, blocking_send=True), Channel(right, blocking_send=True)
+    yield sender, receiver
+    sender.close()
+    receiver.close()
+
+
+def receive_all(channel: Channel, count: int, timeout: float = 5.0) -> list[Message]:
+    messages: list[Message] = []
+    while len(messages) < count:
+        got = channel.receive(timeout)
+        assert got, f"timed out after {len(messages)} of {count} messages"
+        messages += got
+    return messages
+
+
+def test_header_is_eight_bytes_little_endian() -> None:
+    assert HEADER.size == 8
+    assert data_message(0x0102, 3, b"xy") == b"\x02\x00\x00\x00\x01\x03\x02\x01xy"
+    assert (DATA, CONTROL) == (1, 2)
+
+
+def test_a_lone_zero_length_message_is_delivered(pair) -> None:
+    """Bug caught: ``end - position >= HEADER.size`` changed to ``>`` (a header-only message at the end of the
+    buffer is never taken)."""
+    sender, receiver = pair
+    sender.send(data_message(7, 3, b""))
+    assert receiver.receive(5.0) == [Message(DATA, 3, 7, b"")]
+    assert receiver.receive(0.05) == []
+
+
+def test_zero_length_messages_between_others_keep_their_order(pair) -> None:
+    sender, receiver = pair
+    sender.send(data_message(1, 1, b"") + data_message(2, 2, b"a") + data_message(3, 3, b""))
+    assert receive_all(receiver, 3) == [Message(DATA, 1, 1, b""), Message(DATA, 2, 2, b"a"), Message(DATA, 3, 3, b"")]
+
+
+def test_header_fields_at_their_extremes(pair) -> None:
+    sender, receiver = pair
+    sender.send(data_message(0xFFFF, 0xFF, b"\xff"))
+    sender.send(data_message(0, 0, b"\x00"))
+    assert receive_all(receiver, 2) == [Message(DATA, 0xFF, 0xFFFF, b"\xff"), Message(DATA, 0, 0, b"\x00")]
+    with pytest.raises(struct.error):
+        data_message(0x10000, 0, b"")
+    with pytest.raises(struct.error):
+        data_message(0, 0x100, b"")
+
+
+@pytest.mark.parametrize("size", [ipc._RECV_CHUNK - HEADER.size - 1, ipc._RECV_CHUNK - HEADER.size,
+                                  ipc._RECV_CHUNK - HEADER.size + 1, 3 * ipc._RECV_CHUNK + 5])
+def test_messages_around_and_beyond_one_receive_chunk(pair, size: int) -> None:
+    sender, receiver = pair
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    thread = threading.Thread(target=sender.send, args=(data_message(5, 1, payload) + data_message(6, 1, b"!"),))
+    thread.start()
+    messages = receive_all(receiver, 2)
+    thread.join(10)
+    assert [m.port for m in messages] == [5, 6]
+    assert messages[0].payload == payload and messages[1].payload == b"!"
+
+
+def test_a_message_split_at_every_byte_arrives_whole_once() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    receiver = Channel(right, blocking_send=True)
+    try:
+        stream = data_message(9, 4, b"payload") + data_message(10, 4, b"")
+        for cut in range(1, len(stream)):
+            left.sendall(stream[:cut])
+            first = receiver.receive(0.05)
+            left.sendall(stream[cut:])
+            rest = receive_all(receiver, 2 - len(first))
+            assert first + rest == [Message(DATA, 4, 9, b"payload"), Message(DATA, 4, 10, b"")], cut
+    finally:
+        left.close()
+        receiver.close()
+
+
+def test_control_messages_round_trip(pair) -> None:
+    sender, receiver = pair
+    sender.send_control("start", at=12, names=["a"])
+    sender.send(control_message("stop"))
+    first, second = receive_all(receiver, 2)
+    assert first.kind == CONTROL and (first.data_type, first.port) == (0, 0)
+    assert first.control() == ("start", {"at": 12, "names": ["a"]})
+    assert second.control() == ("stop", {})
+    assert pickle.loads(first.payload) == ("start", {"at": 12, "names": ["a"]})
+
+
+def test_timeout_zero_and_negative_return_at_once(pair) -> None:
+    _, receiver = pair
+    assert receiver.receive(0) == []
+    assert receiver.receive(-1) == []
+
+
+def test_eof_is_reported_once_the_buffer_is_drained(pair) -> None:
+    sender, receiver = pair
+    sender.send(data_message(1, 1, b"last"))
+    sender.close()
+    assert receive_all(receiver, 1) == [Message(DATA, 1, 1, b"last")]
+    with pytest.raises(EOFError, match="peer closed"):
+        receiver.receive(5.0)
+    with pytest.raises(EOFError):
+        receiver.receive(None)
+
+
+def test_eof_in_the_middle_of_a_message_is_reported() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    receiver = Channel(right, blocking_send=True)
+    left.sendall(data_message(1, 1, b"cut short")[:-1])
+    left.close()
+    with pytest.raises(EOFError):
+        receiver.receive(5.0)
+    receiver.close()
+
+
+def test_non_blocking_sender_keeps_order_through_its_backlog() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sender, receiver = Channel(left, blocking_send=False), Channel(right, blocking_send=True)
+    try:
+        payloads = [bytes([i % 256]) * (1000 + i) for i in range(300)]
+        for port, payload in enumerate(payloads):
+            sender.send(data_message(port, 1, payload))  # never blocks: what the socket refuses goes to the backlog
+        assert sender.backlog_bytes > 0 or sender._flusher is not None
+        messages = receive_all(receiver, len(payloads), timeout=10.0)
+        assert [m.port for m in messages] == list(range(300))
+        assert [m.payload for m in messages] == payloads
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def test_closed_peer_raises_on_blocking_send() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sender = Channel(left, blocking_send=True)
+    right.close()
+    with pytest.raises((BrokenPipeError, ConnectionError)):
+        for _ in range(100):
+            sender.send(data_message(1, 1, bytes(100_000)))
+    sender.close()
+    sender.close()  # closing twice is harmless
