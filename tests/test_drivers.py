@@ -12,15 +12,7 @@ import pytest
 from hwlink.drivers import LineMode, known_schemes, open_board
 from hwlink.errors import BoardError, ConfigError, LineError
 from hwlink.lines import LineCommand, LineCommandKind, LineModeFlags, LineReading, OutputLine
-
-
-def wait_for(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return predicate()
+from tests.conftest import wait_for
 
 
 @pytest.mark.parametrize("url", ["nosuch://x", "sim:/bad", "://", "just-text"])
