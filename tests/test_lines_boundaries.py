@@ -17,6 +17,8 @@ from hwlink.lines import (
     LineModeFlags,
     LineReading,
     OutputLine,
+    SignalBlock,
+    new_line_command,
 )
 
 
@@ -135,3 +137,32 @@ def test_helpers_build_commands_with_their_exact_fields() -> None:
         line.set_analog_value(1)
     assert InputLine(port, 3, pullup=True).send_mode().flags == LineModeFlags.IS_INPUT | LineModeFlags.PULL_UP
     assert InputLine(port, 3).send_mode() == LineCommand(LineCommandKind.SET_MODE, 3, flags=LineModeFlags.IS_INPUT)
+
+
+def test_factory_default_value_and_handles_at_line_zero() -> None:
+    assert new_line_command(LineCommandKind.WRITE_DIGITAL, 4) == LineCommand(LineCommandKind.WRITE_DIGITAL, 4, 0)
+    assert new_line_command(2, 0, 1).kind is LineCommandKind.WRITE_DIGITAL
+    port = Port()
+    assert InputLine(port, 0).line_id == 0
+    assert OutputLine(port, 9).send_mode() == LineCommand(LineCommandKind.SET_MODE, 9, flags=LineModeFlags.IS_OUTPUT)
+    sent = InputLine(port, 5, pullup=True).send_mode()
+    assert port.sent == [LineCommand(LineCommandKind.SET_MODE, 9, flags=LineModeFlags.IS_OUTPUT), sent]
+    assert sent == LineCommand(LineCommandKind.SET_MODE, 5, flags=LineModeFlags.IS_INPUT | LineModeFlags.PULL_UP)
+    with pytest.raises(LineError, match=r"^pulse\(\) is not possible on analog output line 2$"):
+        OutputLine(port, 2, analog=True).pulse()
+
+
+def test_signal_block_shape_checks() -> None:
+    timestamps = np.arange(4, dtype=np.int64)
+    block = SignalBlock(timestamps, np.zeros((4, 2), np.int16), (0, 1), first_index=7)
+    assert block.length == 4 and block.first_index == 7
+    assert SignalBlock(timestamps[:0], np.zeros((0, 1)), (3,)).length == 0
+    with pytest.raises(LineError, match="^SignalBlock needs samples x channels data matching 4 timestamps$"):
+        SignalBlock(timestamps, np.zeros(4), (0,))
+    with pytest.raises(LineError, match="matching 4 timestamps"):
+        SignalBlock(timestamps, np.zeros((3, 1)), (0,))
+    with pytest.raises(LineError, match="matching 4 timestamps"):
+        SignalBlock(timestamps, np.zeros((4, 1, 1)), (0,))
+    with pytest.raises(LineError, match="^SignalBlock has 2 channels but 3 line ids$"):
+        SignalBlock(timestamps, np.zeros((4, 2)), (0, 1, 2))
+    assert SignalBlock(np.arange(2), np.zeros((2, 3)), (0, 1, 2)).length == 2  # 2 samples, 3 channels
