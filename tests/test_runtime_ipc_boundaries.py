@@ -8,10 +8,13 @@ import socket
 import struct
 import threading
 
+import numpy as np
 import pytest
 
+from hwlink.lines import LineCommand, LineCommandKind, LineReading
 from hwlink.runtime import ipc
 from hwlink.runtime.ipc import CONTROL, DATA, HEADER, Channel, Message, control_message, data_message
+from hwlink.runtime.types import DataType, Frame, SignalBlockF32, SignalBlockI32, SignalBlockU16, decode, encode
 
 
 @pytest.fixture
@@ -157,3 +160,54 @@ def test_closed_peer_raises_on_blocking_send() -> None:
             sender.send(data_message(1, 1, bytes(100_000)))
     sender.close()
     sender.close()  # closing twice is harmless
+
+
+# ----- stream payloads at their size limits ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(0,), (0, 0), (1, 0, 3), (1,), (1, 1), (480, 640, 3)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_frames_of_every_edge_shape_round_trip(shape: tuple[int, ...], dtype) -> None:
+    mat = (np.arange(int(np.prod(shape))) % 251).astype(dtype).reshape(shape)
+    back = decode(DataType.Frame, encode(DataType.Frame, Frame(2**64 - 1, -(2**63), mat)))
+    assert (back.index, back.time_usec) == (2**64 - 1, -(2**63))
+    assert back.mat.shape == shape and back.mat.dtype == dtype and np.array_equal(back.mat, mat)
+
+
+def test_a_frame_larger_than_a_receive_chunk_crosses_the_channel(pair) -> None:
+    sender, receiver = pair
+    mat = (np.arange(720 * 1280 * 3) % 256).astype(np.uint8).reshape(720, 1280, 3)  # 2.6 MB > 256 kB chunks
+    message = data_message(3, int(DataType.Frame), encode(DataType.Frame, Frame(1, 2, mat)))
+    thread = threading.Thread(target=sender.send, args=(message,))
+    thread.start()
+    (got,) = receive_all(receiver, 1, timeout=10.0)
+    thread.join(10)
+    assert np.array_equal(decode(DataType.Frame, got.payload).mat, mat)
+
+
+@pytest.mark.parametrize("row", [[], [""], ["", ""], ["ä" * 70_000], ["a", "", "b"]])
+def test_table_rows_at_their_edges(row: list[str]) -> None:
+    assert decode(DataType.TableRow, encode(DataType.TableRow, row)) == row
+
+
+@pytest.mark.parametrize("cls", [SignalBlockI32, SignalBlockU16, SignalBlockF32])
+@pytest.mark.parametrize("rows, cols", [(0, 1), (0, 0), (1, 1), (1, 64)])
+def test_signal_blocks_at_their_edges(cls, rows: int, cols: int) -> None:
+    block = cls.of(np.arange(rows, dtype=np.int64), np.ones((rows, cols)))
+    back = decode(cls.data_type, encode(cls.data_type, block))
+    assert (back.rows, back.cols) == (rows, cols) and back.data.shape == (rows, cols)
+    assert np.array_equal(back.data, block.data) and np.array_equal(back.timestamps, block.timestamps)
+
+
+@pytest.mark.parametrize("device", [None, -(2**63) + 1, 2**63 - 1, 0])
+def test_reading_device_time_extremes(device) -> None:
+    reading = LineReading(65535, 2**32 - 1, -(2**63), device)
+    assert decode(DataType.LineReading, encode(DataType.LineReading, reading)) == reading
+
+
+def test_command_payload_extremes_and_an_unknown_kind() -> None:
+    command = LineCommand(LineCommandKind.DEVICE_SPECIFIC, 65535, 2**32 - 1, -(2**63), 15, b"\xff" * 1000)
+    assert decode(DataType.LineCommand, encode(DataType.LineCommand, command)) == command
+    raw = bytearray(LineCommand().to_bytes())
+    raw[0] = 99  # a kind no version knows
+    with pytest.raises(ValueError, match="99"):
+        decode(DataType.LineCommand, bytes(raw))
