@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from hwlink.edl import DataFile, DataPart, EdlError
 from hwlink.edl.toml import TomlWriteError, dumps, format_key, format_string, format_value
 
 
@@ -106,3 +108,36 @@ def test_quoted_keys_in_table_headers_and_empty_documents() -> None:
     assert dumps({"t": {}}) == "[t]\n"
     assert dumps({"x": [{"y": [{"z": 1}]}]}) == "[[x]]\n\n[[x.y]]\nz = 1\n"
     assert tomllib.loads(dumps({"x": [{"y": [{"z": 1}]}]})) == {"x": [{"y": [{"z": 1}]}]}
+
+
+# ----- data-file manifest entries: part indices and the list-order fallback ----------------------------------
+
+
+def test_single_part_entries_carry_no_index_and_multi_part_entries_always_do() -> None:
+    single = DataFile([DataPart("a.csv", 5)], file_type="csv")
+    assert single.to_manifest() == {"file_type": "csv", "parts": [{"fname": "a.csv"}]}
+    multi = DataFile([DataPart("b.csv", -1), DataPart("a.csv", 0), DataPart("c.csv", -1)], media_type="text/csv",
+                     summary="s")
+    # index -1 means "list order": the position is written, so a reader never sees -1
+    assert multi.to_manifest() == {"media_type": "text/csv", "summary": "s", "parts": [
+        {"fname": "b.csv", "index": 0}, {"fname": "a.csv", "index": 0}, {"fname": "c.csv", "index": 2}]}
+    assert DataFile([]).to_manifest() == {"parts": []}
+    assert dumps({"data": DataFile([DataPart("x.h5")], file_type="hdf5").to_manifest()}) == \
+        '[data]\nfile_type = "hdf5"\n\n[[data.parts]]\nfname = "x.h5"\n'
+
+
+def test_manifest_entries_read_back_with_their_fallbacks(tmp_path: Path) -> None:
+    entry = DataFile.from_manifest({"parts": [{"fname": "b", "index": 1}, {"fname": "a", "index": 0}],
+                                    "file_type": "csv", "summary": 3}, tmp_path, tmp_path / "manifest.toml")
+    assert entry.part_paths() == [tmp_path / "a", tmp_path / "b"]
+    assert (entry.file_type, entry.media_type, entry.summary, entry.type_label) == ("csv", None, "3", "csv")
+    bare = DataFile.from_manifest({"parts": None}, tmp_path, tmp_path)
+    assert bare.parts == [] and bare.type_label == "?"
+    assert DataFile.from_manifest({"parts": [{"fname": "z"}]}, tmp_path, tmp_path).parts == [DataPart("z", -1)]
+    assert DataFile([], file_type="csv", media_type="text/csv").type_label == "text/csv"
+    with pytest.raises(EdlError, match="data part without 'fname'"):
+        DataFile.from_manifest({"parts": [{"name": "x"}]}, tmp_path, tmp_path)
+    with pytest.raises(EdlError, match="data entry must be a table, got list"):
+        DataFile.from_manifest([], tmp_path, tmp_path)
+    with pytest.raises(EdlError, match="no base directory"):
+        DataFile([DataPart("a")]).part_paths()
