@@ -137,3 +137,22 @@ def test_capability_report_edges() -> None:
     assert fp.decode_capabilities(encoded[1:-1]) == pins
     assert fp.decode_analog_mapping(bytes((fp.ANALOG_MAPPING_RESPONSE, 0x7F, 0, 0x7F, 5))) == {1: 0, 3: 5}
     assert fp.decode_analog_mapping(bytes((fp.ANALOG_MAPPING_RESPONSE,))) == {}
+
+
+def test_discard_counts_accumulate_across_every_kind_of_loss() -> None:
+    parser = fp.FirmataParser()
+    assert parser.feed(bytes((0x01, 0x02))) == [] and parser.discarded == 2  # stray data bytes
+    assert parser.feed(bytes((fp.START_SYSEX, fp.END_SYSEX))) == [] and parser.discarded == 4  # empty sysex
+    assert parser.feed(sysex_of(fp.MAX_SYSEX_BYTES + 1)) == []
+    assert parser.discarded == 4 + fp.MAX_SYSEX_BYTES + 2  # overlong sysex, then its orphaned END_SYSEX
+    assert parser.feed(bytes((0x90, 0x01, fp.START_SYSEX, fp.END_SYSEX))) == []
+    assert parser.discarded == 4 + fp.MAX_SYSEX_BYTES + 2 + 2 + 2  # cut-short message, then an empty sysex
+
+
+def test_decoder_errors_are_exact() -> None:
+    with pytest.raises(ValueError, match="^firmware report too short$"):
+        fp.decode_firmware(b"\x79")
+    with pytest.raises(ValueError, match="^capability report ends inside a mode/resolution pair$"):
+        fp.decode_capabilities(bytes((fp.CAPABILITY_RESPONSE, 1)))
+    with pytest.raises(ValueError, match="^capability report ends without closing its last pin$"):
+        fp.decode_capabilities(bytes((fp.CAPABILITY_RESPONSE, 1, 1)))
