@@ -7,6 +7,7 @@ import pickle
 import socket
 import struct
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -211,3 +212,125 @@ def test_command_payload_extremes_and_an_unknown_kind() -> None:
     raw[0] = 99  # a kind no version knows
     with pytest.raises(ValueError, match="99"):
         decode(DataType.LineCommand, bytes(raw))
+
+
+# ----- the non-blocking sender's backlog, made deterministic at the socket seam ---------------------------------
+class ThrottledSocket:
+    """A real socket whose first non-blocking send takes only ``first_send`` bytes (a full kernel buffer) and whose
+    blocking sends start late (a slow reader): the windows in which a sender could overtake the backlog."""
+
+    def __init__(self, sock: socket.socket, first_send: int, sendall_delay: float = 0.2) -> None:
+        self.sock = sock
+        self.first_send = first_send
+        self.sendall_delay = sendall_delay
+        self.sends = 0
+        self.sendalls = 0
+
+    def send(self, data, flags: int = 0) -> int:
+        self.sends += 1
+        if self.sends == 1:
+            return self.sock.send(bytes(data)[:self.first_send], flags)
+        return self.sock.send(data, flags)
+
+    def sendall(self, data) -> None:
+        self.sendalls += 1
+        time.sleep(self.sendall_delay)
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def flusher_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "hwlink-ipc-flush"]
+
+
+def test_later_messages_queue_behind_the_backlog_and_direct_sends_resume_after_it() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    throttled = ThrottledSocket(left, first_send=10)
+    sender, receiver = Channel(throttled, blocking_send=False), Channel(right, blocking_send=True)  # type: ignore[arg-type]
+    try:
+        before = set(flusher_threads())
+        first, second = data_message(1, 1, bytes(range(200))), data_message(2, 1, b"second")
+        sender.send(first)  # 10 bytes go out, the rest is backlog for the flusher (busy in its slow sendall)
+        sender.send(second)  # must queue behind the backlog, never go out directly
+        assert throttled.sends == 1
+        started = [thread for thread in flusher_threads() if thread not in before]
+        assert len(started) == 1 and started[0].daemon  # a stuck peer never keeps the process alive
+        assert receive_all(receiver, 2) == [Message(DATA, 1, 1, bytes(range(200))), Message(DATA, 1, 2, b"second")]
+        deadline = time.monotonic() + 5
+        while (sender.backlog_bytes or sender._flushing) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        calls = throttled.sendalls
+        time.sleep(0.5)
+        assert throttled.sendalls == calls  # an idle flusher waits instead of spinning on empty sends
+        sender.send(data_message(3, 1, b"third"))  # backlog drained: straight out again
+        assert throttled.sends == 2 and throttled.sendalls == calls
+        assert receive_all(receiver, 1) == [Message(DATA, 1, 3, b"third")]
+        sender.close()
+        started[0].join(2)
+        assert not started[0].is_alive()  # closing ends the flusher
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def test_a_fully_sent_message_starts_no_flusher() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sender, receiver = Channel(left, blocking_send=False), Channel(right, blocking_send=True)
+    try:
+        before = set(flusher_threads())
+        sender.send(data_message(1, 1, b"small"))
+        assert sender.backlog_bytes == 0 and set(flusher_threads()) == before
+        assert receive_all(receiver, 1) == [Message(DATA, 1, 1, b"small")]
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def test_the_blocking_side_blocks_instead_of_queueing() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sender, receiver = Channel(left, blocking_send=True), Channel(right, blocking_send=True)
+    try:
+        before = set(flusher_threads())
+        big = data_message(1, 1, bytes(2_000_000))
+        thread = threading.Thread(target=sender.send, args=(big,), daemon=True)
+        thread.start()
+        thread.join(0.3)
+        assert thread.is_alive()  # held back by the reader, not buffered in memory
+        assert sender.backlog_bytes == 0 and set(flusher_threads()) == before
+        assert [m.payload for m in receive_all(receiver, 1, timeout=10.0)] == [bytes(2_000_000)]
+        thread.join(5)
+        assert not thread.is_alive()
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def test_complete_messages_before_a_partial_one_are_returned_at_once() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    receiver = Channel(right, blocking_send=True)
+    try:
+        second = data_message(2, 1, b"second")
+        left.sendall(data_message(1, 1, b"first") + second[:5])
+        assert receiver.receive(5.0) == [Message(DATA, 1, 1, b"first")]
+        left.sendall(second[5:])
+        assert receiver.receive(5.0) == [Message(DATA, 1, 2, b"second")]
+    finally:
+        left.close()
+        receiver.close()
+
+
+def test_a_zero_timeout_polls_without_waiting() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    receiver = Channel(right, blocking_send=True)
+    try:
+        started = time.monotonic()
+        assert receiver.receive(0.0) == []
+        assert time.monotonic() - started < 0.9  # a poll, not a wait (a 1 s wait would be a bug)
+        left.close()
+        with pytest.raises(EOFError, match="^peer closed the channel$"):
+            receiver.receive(1.0)
+    finally:
+        receiver.close()
