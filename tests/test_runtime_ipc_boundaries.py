@@ -253,7 +253,10 @@ def test_later_messages_queue_behind_the_backlog_and_direct_sends_resume_after_i
         before = set(flusher_threads())
         first, second = data_message(1, 1, bytes(range(200))), data_message(2, 1, b"second")
         sender.send(first)  # 10 bytes go out, the rest is backlog for the flusher (busy in its slow sendall)
-        sender.send(second)  # must queue behind the backlog, never go out directly
+        deadline = time.monotonic() + 5
+        while sender.backlog_bytes and time.monotonic() < deadline:  # the flusher took the backlog...
+            time.sleep(0.001)
+        sender.send(second)  # ...and is still sending it: this must queue behind it, never go out directly
         assert throttled.sends == 1
         started = [thread for thread in flusher_threads() if thread not in before]
         assert len(started) == 1 and started[0].daemon  # a stuck peer never keeps the process alive
@@ -313,10 +316,11 @@ def test_complete_messages_before_a_partial_one_are_returned_at_once() -> None:
     receiver = Channel(right, blocking_send=True)
     try:
         second = data_message(2, 1, b"second")
-        left.sendall(data_message(1, 1, b"first") + second[:5])
-        assert receiver.receive(5.0) == [Message(DATA, 1, 1, b"first")]
-        left.sendall(second[5:])
-        assert receiver.receive(5.0) == [Message(DATA, 1, 2, b"second")]
+        for cut in (5, HEADER.size, HEADER.size + 3):  # inside the header, exactly the header, inside the payload
+            left.sendall(data_message(1, 1, b"first") + second[:cut])
+            assert receiver.receive(5.0) == [Message(DATA, 1, 1, b"first")], cut
+            left.sendall(second[cut:])
+            assert receiver.receive(5.0) == [Message(DATA, 1, 2, b"second")], cut
     finally:
         left.close()
         receiver.close()
