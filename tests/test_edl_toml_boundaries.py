@@ -141,3 +141,8 @@ def test_manifest_entries_read_back_with_their_fallbacks(tmp_path: Path) -> None
         DataFile.from_manifest([], tmp_path, tmp_path)
     with pytest.raises(EdlError, match="no base directory"):
         DataFile([DataPart("a")]).part_paths()
+
+
+def test_only_the_blank_line_before_a_first_table_is_trimmed() -> None:
+    assert dumps({"X": 1, "Xy": {"XX": "X"}}) == 'X = 1\n\n[Xy]\nXX = "X"\n'
+    assert dumps({"XX": {"a": 1}}) == "[XX]\na = 1\n"
