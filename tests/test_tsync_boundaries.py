@@ -317,3 +317,38 @@ def test_lenient_header_fallbacks(tmp_path: Path) -> None:
     assert read_tsync(path, lenient=True).user_data == {"_raw": '{"k":vv"}'}
     path.write_bytes(rebuild(bytes(data), b'"v"', b'"w"'))
     assert read_tsync(path).user_data == {"k": "w"}  # the rebuilt checksum itself is right
+
+
+@pytest.mark.parametrize("data_type", [TSyncDataType.INT16, TSyncDataType.INT32, TSyncDataType.UINT16,
+                                       TSyncDataType.UINT32], ids=lambda t: t.name)
+@pytest.mark.parametrize("dtype", [np.int64, np.float64])
+def test_numeric_arrays_name_the_offending_value(data_type: TSyncDataType, dtype, tmp_path: Path) -> None:
+    low, high = data_type.value_range
+    with TSyncWriter(tmp_path / "x.tsync", data_types=(TSyncDataType.INT64, data_type)) as writer:
+        for values, bad in (([low - 1, 0], low - 1), ([low, high + 1], high + 1), ([high, low - 1], low - 1),
+                            ([low - 1, high + 1], low - 1)):
+            with pytest.raises(TSyncValueError, match=rf"^master-time: value {bad} does not fit {data_type.name} "
+                                                      rf"\[{low}, {high}\]$"):
+                writer.add_many([0, 1], np.array(values, dtype=dtype))
+        writer.add_many([0, 1], np.array([low, high], dtype=dtype))
+        with pytest.raises(TSyncValueError, match="^master-time: values must be whole numbers$"):
+            writer.add_many([0], np.array([0.5]))
+    assert read_tsync(tmp_path / "x.tsync").times.tolist() == [[0, low], [1, high]]
+
+
+def test_add_many_flattens_any_shape(tmp_path: Path) -> None:
+    with TSyncWriter(tmp_path / "x.tsync", block_size=3) as writer:
+        writer.add_many(np.array([[1, 2], [3, 4]]), np.array([[5, 6], [7, 8]]))
+        writer.add_many(np.int64(9), 10)
+    assert read_tsync(tmp_path / "x.tsync").times.tolist() == [[1, 5], [2, 6], [3, 7], [4, 8], [9, 10]]
+
+
+def test_the_header_only_read_names_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.tsync"
+    with TSyncWriter(path):
+        pass
+    assert read_tsync_header(path).path == path and read_tsync(path).path == path
+    junk = tmp_path / "junk.tsync"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(TSyncFormatError, match=f"^{junk}: not a tsync file"):
+        read_tsync_header(junk)
