@@ -352,3 +352,67 @@ def test_the_header_only_read_names_its_file(tmp_path: Path) -> None:
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(TSyncFormatError, match=f"^{junk}: not a tsync file"):
         read_tsync_header(junk)
+
+
+def damaged(tmp_path: Path, offset_from_block: int, block: int, *, last: bool = False) -> Path:
+    """Six entries in blocks of 4 (one full block, one short last block of 2) with one byte flipped."""
+    path = tmp_path / "d.tsync"
+    with TSyncWriter(path, block_size=4) as writer:
+        writer.add_many(np.arange(6), np.arange(6) * 10)
+    data = bytearray(path.read_bytes())
+    start = read_tsync_header(path).header_bytes + block * (4 * 16 + TERMINATOR_BYTES)
+    data[start + offset_from_block] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_lenient_read_skips_a_block_with_a_damaged_terminator(tmp_path: Path) -> None:
+    path = damaged(tmp_path, 4 * 16, 0)  # first byte of block 0's terminator
+    with pytest.raises(tsync.TSyncCorruptError, match=f"^{path}: data block 0 damaged: block terminator not found$"):
+        read_tsync(path)
+    lenient = read_tsync(path, lenient=True)
+    assert lenient.bad_blocks == [0] and not lenient.intact
+    assert lenient.times.tolist() == [[4, 40], [5, 50]]
+
+
+def test_lenient_read_drops_a_short_last_block_with_a_bad_digest(tmp_path: Path) -> None:
+    path = damaged(tmp_path, 2 * 16 + 9, 1)  # a byte of the short last block's digest
+    with pytest.raises(tsync.TSyncChecksumError, match=f"^{path}: data block 1 checksum mismatch \\(last block\\)$"):
+        read_tsync(path)
+    lenient = read_tsync(path, lenient=True)
+    assert lenient.bad_blocks == [1] and lenient.times[:, 0].tolist() == [0, 1, 2, 3]
+    path = damaged(tmp_path, 3, 0)  # an entry byte of the full block 0
+    with pytest.raises(tsync.TSyncChecksumError, match=f"^{path}: data block 0 checksum mismatch$"):
+        read_tsync(path)
+    assert read_tsync(path, lenient=True).times[:, 0].tolist() == [4, 5]
+
+
+def test_user_data_bytes_are_sorted_compact_and_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "x.tsync"
+    writer = TSyncWriter(path, user_data={"zeta": "µs", "alpha": 1}, tolerance_us=7)
+    writer.close()
+    assert writer.user_data == {"zeta": "µs", "alpha": 1, "tolerance_us": 7}
+    assert '{"alpha":1,"tolerance_us":7,"zeta":"µs"}'.encode() in path.read_bytes()
+    with pytest.raises(ConfigError, match=r"^tsync user-data value k=1\.5 must be a string or an integer \(Syntalos' "
+                                          r"reader drops or mangles other JSON types\)$"):
+        TSyncWriter(tmp_path / "y.tsync", user_data={"k": 1.5})
+    with pytest.raises(ConfigError, match="^tsync data types must be real integer types, not INVALID$"):
+        TSyncWriter(tmp_path / "y.tsync", data_types=(TSyncDataType.INVALID, TSyncDataType.INT64))
+
+
+def test_negative_creation_times_round_trip(tmp_path: Path) -> None:
+    with TSyncWriter(tmp_path / "x.tsync", creation_time=-1):
+        pass
+    assert read_tsync(tmp_path / "x.tsync").creation_time == -1
+
+
+def test_a_writer_dropped_without_close_terminates_its_block(tmp_path: Path) -> None:
+    import gc
+
+    path = tmp_path / "x.tsync"
+    writer = TSyncWriter(path, block_size=4)
+    writer.add(1, 2)
+    del writer
+    gc.collect()
+    read = read_tsync(path)
+    assert read.intact and read.times.tolist() == [[1, 2]]
