@@ -368,8 +368,10 @@ def damaged(tmp_path: Path, offset_from_block: int, block: int, *, last: bool = 
 
 def test_lenient_read_skips_a_block_with_a_damaged_terminator(tmp_path: Path) -> None:
     path = damaged(tmp_path, 4 * 16, 0)  # first byte of block 0's terminator
-    with pytest.raises(tsync.TSyncCorruptError, match=f"^{path}: data block 0 damaged: block terminator not found$"):
+    with pytest.raises(tsync.TSyncCorruptError, match=f"^{path}: data block 0 damaged: block terminator not found$") \
+            as caught:
         read_tsync(path)
+    assert caught.value.block == 0
     lenient = read_tsync(path, lenient=True)
     assert lenient.bad_blocks == [0] and not lenient.intact
     assert lenient.times.tolist() == [[4, 40], [5, 50]]
@@ -377,13 +379,16 @@ def test_lenient_read_skips_a_block_with_a_damaged_terminator(tmp_path: Path) ->
 
 def test_lenient_read_drops_a_short_last_block_with_a_bad_digest(tmp_path: Path) -> None:
     path = damaged(tmp_path, 2 * 16 + 9, 1)  # a byte of the short last block's digest
-    with pytest.raises(tsync.TSyncChecksumError, match=f"^{path}: data block 1 checksum mismatch \\(last block\\)$"):
+    with pytest.raises(tsync.TSyncChecksumError, match=f"^{path}: data block 1 checksum mismatch \\(last block\\)$") \
+            as caught:
         read_tsync(path)
+    assert caught.value.block == 1
     lenient = read_tsync(path, lenient=True)
     assert lenient.bad_blocks == [1] and lenient.times[:, 0].tolist() == [0, 1, 2, 3]
     path = damaged(tmp_path, 3, 0)  # an entry byte of the full block 0
-    with pytest.raises(tsync.TSyncChecksumError, match=f"^{path}: data block 0 checksum mismatch$"):
+    with pytest.raises(tsync.TSyncChecksumError, match=f"^{path}: data block 0 checksum mismatch$") as caught:
         read_tsync(path)
+    assert caught.value.block == 0
     assert read_tsync(path, lenient=True).times[:, 0].tolist() == [4, 5]
 
 
