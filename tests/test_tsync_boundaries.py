@@ -3,6 +3,7 @@ exactly one entry, header fields at their edges, and the lenient reader's fallba
 
 from __future__ import annotations
 
+import re
 import struct
 import uuid
 import warnings
@@ -421,3 +422,97 @@ def test_a_writer_dropped_without_close_terminates_its_block(tmp_path: Path) -> 
     gc.collect()
     read = read_tsync(path)
     assert read.intact and read.times.tolist() == [[1, 2]]
+
+
+# ----- every header field, damaged: the error names the field --------------------------------------------------
+# Layout of a header written with module "m", the nil collection id, user data "{}" and time names "a", "b":
+FIELDS = {"major": 8, "minor": 10, "creation": 12, "module len": 20, "module": 24, "collection len": 25,
+          "user len": 65, "user": 69, "mode": 71, "block size": 73, "name1 len": 77, "unit1": 82, "type1": 84,
+          "name2 len": 86, "name2": 90, "unit2": 91, "type2": 93}
+
+
+def small_file(tmp_path: Path) -> tuple[Path, bytes]:
+    path = tmp_path / "s.tsync"
+    with TSyncWriter(path, module_name="m", user_data={}, time_names=("a", "b"), block_size=2) as writer:
+        writer.add(1, 2)
+    data = path.read_bytes()
+    assert data[FIELDS["module"]:FIELDS["module"] + 1] == b"m" and data[FIELDS["name2"]:FIELDS["name2"] + 1] == b"b"
+    return path, data
+
+
+def patched(path: Path, data: bytes, offset: int, new: bytes, *, fix_digest: bool = True) -> Path:
+    import xxhash
+
+    data = data[:offset] + new + data[offset + len(new):]
+    if fix_digest:
+        end = data.index(struct.pack("<Q", tsync.BLOCK_TERM))
+        data = data[:end + 8] + struct.pack("<Q", xxhash.xxh3_64_intdigest(data[8:end])) + data[end + 16:]
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("field, what", [("mode", "mode"), ("unit1", "time1 unit"), ("type1", "time1 data type"),
+                                         ("unit2", "time2 unit"), ("type2", "time2 data type")])
+def test_unknown_enum_values_name_their_field(field: str, what: str, tmp_path: Path) -> None:
+    path, data = small_file(tmp_path)
+    patched(path, data, FIELDS[field], struct.pack("<H", 0xFFFF))
+    with pytest.raises(TSyncFormatError, match=f"^{path}: header damaged: unknown {what} 65535$"):
+        read_tsync(path)
+
+
+@pytest.mark.parametrize("field, what", [("module len", "module name"), ("collection len", "collection id"),
+                                         ("user len", "user data"), ("name1 len", "time1 name"),
+                                         ("name2 len", "time2 name")])
+def test_overlong_and_non_utf8_strings_name_their_field(field: str, what: str, tmp_path: Path) -> None:
+    path, data = small_file(tmp_path)
+    patched(path, data, FIELDS[field], struct.pack("<I", 10**6))
+    with pytest.raises(TSyncFormatError, match=f"^{path}: header damaged: {what} length 1000000 exceeds the file$"):
+        read_tsync(path)
+    patched(path, data, FIELDS[field] + 4, b"\xff")
+    with pytest.raises(TSyncFormatError, match=f"^{path}: header damaged: {what} is not UTF-8$"):
+        read_tsync(path)
+
+
+def test_a_null_string_reads_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "n.tsync"
+    with TSyncWriter(path, module_name=""):
+        pass
+    data = path.read_bytes()
+    patched(path, data, 20, struct.pack("<I", 0xFFFFFFFF))  # Qt's null QString
+    assert read_tsync(path).module_name == ""
+
+
+@pytest.mark.parametrize("major, minor", [(0xFFFF, 2), (1, 0xFFFF), (1, 3)])
+def test_unsupported_versions_are_named(major: int, minor: int, tmp_path: Path) -> None:
+    path, data = small_file(tmp_path)
+    patched(path, data, 8, struct.pack("<HH", major, minor))
+    with pytest.raises(TSyncFormatError, match=rf"^{path}: unsupported tsync format version {major}\.{minor} "
+                                               r"\(only 1\.2 is readable\)$"):
+        read_tsync(path)
+
+
+def test_a_header_cut_right_after_a_string_says_how_much_it_needs(tmp_path: Path) -> None:
+    path, data = small_file(tmp_path)
+    path.write_bytes(data[:FIELDS["unit2"]])  # ends exactly where the time2 name ends
+    with pytest.raises(TSyncFormatError, match=rf"^{path}: not a tsync file or header truncated \(needs "
+                                               rf"{FIELDS['unit2'] + 2} bytes, file has {FIELDS['unit2']}\)$"):
+        read_tsync(path)
+
+
+def test_negative_block_sizes_are_damage(tmp_path: Path) -> None:
+    path, data = small_file(tmp_path)
+    patched(path, data, FIELDS["block size"], struct.pack("<i", -1))
+    with pytest.raises(TSyncFormatError, match=f"^{path}: header damaged: block size -1$"):
+        read_tsync(path)
+
+
+def test_long_non_object_user_data_is_quoted_to_60_characters(tmp_path: Path) -> None:
+    path, data = small_file(tmp_path)
+    with TSyncWriter(path, user_data={"k": "v" * 100}):
+        pass
+    text = '{"k":"' + "v" * 100 + '"}'
+    data = path.read_bytes()
+    patched(path, data, data.index(text.encode()), b"[")
+    quoted = re.escape(repr('["k":"' + "v" * 54))
+    with pytest.raises(TSyncFormatError, match=f"^{re.escape(str(path))}: user data is not a JSON object: {quoted}$"):
+        read_tsync(path)
