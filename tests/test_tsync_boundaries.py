@@ -516,3 +516,65 @@ def test_long_non_object_user_data_is_quoted_to_60_characters(tmp_path: Path) ->
     quoted = re.escape(repr('["k":"' + "v" * 54))
     with pytest.raises(TSyncFormatError, match=f"^{re.escape(str(path))}: user data is not a JSON object: {quoted}$"):
         read_tsync(path)
+
+
+def test_a_magic_with_nothing_after_it_is_a_truncated_header(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsync"
+    path.write_bytes(struct.pack("<Q", tsync.MAGIC))
+    with pytest.raises(TSyncFormatError, match=r"header truncated \(needs 10 bytes, file has 8\)$"):
+        read_tsync(path)
+    path.write_bytes(struct.pack("<Q", tsync.MAGIC)[:7])
+    with pytest.raises(TSyncFormatError, match=r"^.*: not a tsync file \(only 7 bytes\)$"):
+        read_tsync(path)
+
+
+def test_user_data_longer_than_the_header_probe(tmp_path: Path) -> None:
+    path = tmp_path / "big.tsync"
+    notes = "ü" * 40_000  # 80 kB of UTF-8: the header reaches past the first 64 kB read
+    with TSyncWriter(path, user_data={"notes": notes}, block_size=2) as writer:
+        writer.add_many([1, 2, 3], [4, 5, 6])
+    read = read_tsync(path)
+    assert read.user_data == {"notes": notes} and read.times.tolist() == [[1, 4], [2, 5], [3, 6]]
+    assert read.version == (1, 2) and read_tsync_header(path).user_data == {"notes": notes}
+
+
+@pytest.mark.parametrize("block_size", [0, -(2**31)])
+def test_block_size_zero_or_negative_in_a_header(block_size: int, tmp_path: Path) -> None:
+    path, data = small_file(tmp_path)
+    patched(path, data, FIELDS["block size"], struct.pack("<i", block_size))
+    with pytest.raises(TSyncFormatError, match=f"^{path}: header damaged: block size {block_size}$"):
+        read_tsync(path)
+
+
+def test_header_integrity_errors_are_exact(tmp_path: Path) -> None:
+    path, data = small_file(tmp_path)
+    patched(path, data, FIELDS["type2"], struct.pack("<H", 0))
+    with pytest.raises(TSyncFormatError, match=f"^{path}: header damaged: data type INVALID$"):
+        read_tsync(path)
+    patched(path, data, 96, b"\x00", fix_digest=False)  # the header's terminator
+    with pytest.raises(TSyncFormatError, match=f"^{path}: header damaged: block terminator not found$"):
+        read_tsync(path)
+    legacy = struct.pack("<Q", tsync.LEGACY_MAGIC) + data[8:96] + struct.pack("<Q", tsync.LEGACY_BLOCK_TERM) \
+        + bytes([data[104] ^ 1]) + data[105:]
+    path.write_bytes(legacy)  # a legacy file whose digest matches neither legacy hash
+    with pytest.raises(TSyncFormatError,
+                       match=f"^{path}: header checksum mismatch \\(neither legacy hash variant matches\\)$"):
+        read_tsync(path)
+
+
+def test_an_empty_collection_id_reads_as_nil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tsync, "_collection_id_text", lambda collection_id: "")  # as a writer without one may do
+    with TSyncWriter(tmp_path / "e.tsync"):
+        pass
+    assert read_tsync(tmp_path / "e.tsync").collection_id == uuid.UUID(int=0)
+
+
+def test_the_truncation_warning_points_at_the_caller(tmp_path: Path) -> None:
+    path = tmp_path / "t.tsync"
+    writer = TSyncWriter(path, block_size=4)
+    writer.add(1, 1)
+    writer.flush()
+    writer._file = None  # killed before closing
+    with pytest.warns(TSyncTruncationWarning) as caught:
+        read_tsync(path)
+    assert caught[0].filename == __file__
