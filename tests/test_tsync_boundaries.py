@@ -568,13 +568,3 @@ def test_an_empty_collection_id_reads_as_nil(tmp_path: Path, monkeypatch: pytest
         pass
     assert read_tsync(tmp_path / "e.tsync").collection_id == uuid.UUID(int=0)
 
-
-def test_the_truncation_warning_points_at_the_caller(tmp_path: Path) -> None:
-    path = tmp_path / "t.tsync"
-    writer = TSyncWriter(path, block_size=4)
-    writer.add(1, 1)
-    writer.flush()
-    writer._file = None  # killed before closing
-    with pytest.warns(TSyncTruncationWarning) as caught:
-        read_tsync(path)
-    assert caught[0].filename == __file__
