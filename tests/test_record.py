@@ -16,9 +16,7 @@ import edlio
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from hwlink.cli.main import cli
 from hwlink.edl import Collection, read_signal_file, read_table
 from hwlink.sync.tsync import TSyncTruncationWarning, read_tsync
 from tests.conftest import SHARED, invoke_cli
