@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: demo test bench setup firmware simavr-packages
+.PHONY: demo test bench setup firmware simavr-packages mutation
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: python3.12 not found (set PYTHON=/path/to/python3.12)"; exit 1; }
@@ -59,3 +59,13 @@ $(UNO_BRIDGE): tools/simavr-bridge/uno_bridge.c | simavr-packages
 	mkdir -p $(dir $@)
 	gcc -O2 -Wall -Wextra -I/usr/include/simavr -o $@ $< \
 		-lsimavr -lpthread -lutil
+
+# Mutation testing (QUALITY.md): mutmut on each core module against its focused tests, one module at a time, at low
+# priority. Slow, so not part of `make test` or CI. `make mutation MODULES="lines units"` runs a selection.
+MODULES ?=
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[test,nidaq,plot,bench,dev]'
+	touch $@
+
+mutation: $(VENV)/.installed-dev
+	nice -n 10 $(BIN)/python tools/mutation.py $(MODULES)

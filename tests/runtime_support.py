@@ -8,9 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hwlink.runtime import Engine, RunResult
+from tests.conftest import PROJECT_ROOT, SHARED
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT_ROOT.parent / "shared"
 USER_SCRIPTS = SHARED / "user-scripts"
 EXAMPLES = PROJECT_ROOT / "examples"
 

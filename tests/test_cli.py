@@ -16,12 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from hwlink.cli.main import cli
+from tests.conftest import invoke_cli
 
 HWLINK = Path(sys.executable).parent / "hwlink"
 
 
 def run(*args: str, env: dict | None = None):
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return invoke_cli(*args, env=env)
 
 
 def test_lines_table_lists_capabilities() -> None:

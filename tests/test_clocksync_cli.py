@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from hwlink.cli.main import cli
+from tests.conftest import invoke_cli
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args))
+    result = invoke_cli(*args)
     return result.exit_code, result.output
 
 

@@ -55,7 +55,13 @@ def test_an_arrival_that_waited_longer_than_a_frame_leaves_no_line_between_the_h
     assert FloorBracket.between(floor, ceiling, FRAME, -1e-2, 1e-2) is None
     y[10] -= 1_000  # half a frame: still possible
     floor, ceiling = hulls(x, y)
-    assert FloorBracket.between(floor, ceiling, FRAME, -1e-2, 1e-2) is not None
+    bracket = FloorBracket.between(floor, ceiling, FRAME, -1e-2, 1e-2)
+    assert bracket is not None
+    # a flat line between the late arrival less a frame (4833) and the lowest arrival (5000) fits: its level and
+    # slope lie in the bracket at the newest point
+    now = int(x[-1])
+    assert bracket.low(now) - 1 <= 4_900 <= bracket.high(now) + 1
+    assert bracket.low_slope - 1e-7 <= 0 <= bracket.high_slope + 1e-7
 
 
 def test_two_arrivals_of_one_device_time_more_than_a_frame_apart_leave_no_line() -> None:
@@ -134,8 +140,13 @@ def test_a_1_khz_device_with_short_delays_is_not_taken_for_prompt_frames() -> No
 def test_prompt_usb_frames_at_30_hz_are_recognised() -> None:
     pairs = usb_pairs(30, 10, 0.2, 0)
     estimator = DriftEstimator()
-    estimates(estimator, pairs.secondary_usec, pairs.master_usec)
-    assert estimator.frames_prompt
+    bracketed = estimates(estimator, pairs.secondary_usec, pairs.master_usec)
+    assert estimator.on_frame_grid and estimator.frames_prompt
+    # recognised means used: the output leaves the plain envelope's and stays within a frame of the events
+    envelope = estimates(DriftEstimator(frame_bracket=False), pairs.secondary_usec, pairs.master_usec)
+    assert np.any(bracketed != envelope)
+    error = bracketed - pairs.event_usec
+    assert np.all(np.abs(error[pairs.event_usec > pairs.event_usec[0] + 2e6]) < FRAME + USB_HOST_DELAY_USEC)
 
 
 def test_a_rate_whose_phases_sweep_the_frame_in_a_second_keeps_the_envelope() -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from hwlink.edl import Collection, CreateFlag, Dataset, EdlError, Group, load, sanitize_name
 from hwlink.errors import HwlinkError
+from tests.conftest import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BLINK1 = SHARED / "data" / "edl" / "blink1"
 
 

@@ -17,6 +17,7 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from hwlink.cli.main import cli
 from hwlink.testing.firmata_board import SoftFirmataBoard
+from tests.conftest import invoke_cli
 
 HWLINK = Path(sys.executable).parent / "hwlink"
 
@@ -30,7 +31,7 @@ def soft() -> Iterator[SoftFirmataBoard]:
 
 
 def run(url: str, *args: str):
-    return CliRunner().invoke(cli, ["-b", url, *args])
+    return invoke_cli("-b", url, *args)
 
 
 def test_lines_write_pulse_read(soft: SoftFirmataBoard) -> None:

@@ -29,21 +29,13 @@ from hwlink.lines import LineModeFlags, LineReading, SignalBlock
 from hwlink.platform import clock_ns
 from hwlink.testing import nidaq_sim
 from hwlink.testing.nidaq_sim import SimulatedDevice, SimulatedNidaq, default_ai_signal
+from tests.conftest import invoke_cli, wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 IN, OUT = LineModeFlags.IS_INPUT, LineModeFlags.IS_OUTPUT
 FAST = "nidaq://Dev1?rate=2kHz&block=100&di_rate=10kHz"
 no_real_driver = pytest.mark.skipif(ctypes.util.find_library("nidaqmx") is not None,
                                     reason="a real NI-DAQmx driver is installed on this machine")
-
-
-def wait_for(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def wired_device(**overrides) -> SimulatedDevice:
@@ -65,7 +57,7 @@ def board(sim: SimulatedNidaq) -> Iterator[NidaqBoard]:
 
 
 def run_cli(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return invoke_cli(*args)
 
 
 # ----- the seam -----------------------------------------------------------------------------------------------

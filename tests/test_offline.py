@@ -144,11 +144,8 @@ def test_tsync_rows_keep_the_slope_for_edlio() -> None:
     assert np.allclose(SyncPointMap(rows=rows.astype(float)).time_map()(np.array([2e6])), mapping(np.array([2e6])))
 
 
-def test_index_table_from_the_syntalos_video_sample(tmp_path: Path) -> None:
-    import lzma
-
-    path = tmp_path / "video.tsync"
-    path.write_bytes(lzma.decompress((SHARED / "data" / "tsync" / "syntalos-3.x-valid.tsync.xz").read_bytes()))
+def test_index_table_from_the_syntalos_video_sample(syntalos_tsync: Path) -> None:
+    path = syntalos_tsync
     table = load_mapping(path)
     assert isinstance(table, IndexTable)
     file = read_tsync(path)

@@ -18,13 +18,11 @@ from edlio.dataio.tsyncfile import TSyncFile as EdlioTSyncFile
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from hwlink.cli.main import cli
 from hwlink.edl import Collection, read_signal_file, read_table
 from hwlink.sync.tsync import TSyncTruncationWarning, read_tsync
+from tests.conftest import SHARED, invoke_cli
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BLINK1 = SHARED / "data" / "edl" / "blink1"
 BOARD = "sim://?d2=square:10Hz&drift_ppm=200&offset=2s&analog_interval=5ms&seed=3"
 RUN_CLI = "from hwlink.cli.main import main; main()"
@@ -32,7 +30,7 @@ PROGRESS = re.compile(r"recording\s+([\d.]+) s: D2 (\d+), A0 (\d+)")
 
 
 def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args))
+    result = invoke_cli(*args)
     return result.exit_code, result.output
 
 

@@ -538,7 +538,10 @@ to = "video.in"
     run = run_experiment(experiment, tmp_path / "out", duration="5s")
     assert run.result.reason == "failed" and "DAC0" in run.result.failure
     assert run.engine.failed_module == "board"
-    assert edlio.load(str(run.path)).dataset_by_name("hwlink-run") is not None
+    run_dataset = edlio.load(str(run.path)).dataset_by_name("hwlink-run")
+    run_log = (Path(run_dataset.path) / "run.log").read_text()
+    assert "FAILED" in run_log and "DAC0" in run_log  # the run's own record says what failed
+    assert (Path(run_dataset.path) / "exp.toml").read_text() == experiment.read_text()
     camera = run.engine.modules["camera"]
     assert camera not in run.engine._started_modules or not camera._thread._thread.is_alive()
 

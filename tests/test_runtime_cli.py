@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import edlio
@@ -156,8 +157,12 @@ def test_second_ctrl_c_forces_a_stuck_stop_and_still_closes_the_collection(tmp_p
     _, errors = process.communicate(timeout=20)
     assert time.monotonic() - forced_at < 3  # not the 5 s the engine would give a stopping script
     assert "forcing stop" in errors and "run forced" in errors
-    assert edlio.load(str(output)).dataset_by_name("video") is not None
-    assert (Path(output) / "manifest.toml").is_file()
+    collection = edlio.load(str(output))
+    assert {"video", "hwlink-run"} <= {dataset.name for dataset in collection.datasets}
+    with h5py.File(Path(collection.dataset_by_name("video").path) / "video.h5") as frames:
+        assert frames["frames"].shape[0] >= 1  # what was recorded before the forced stop is kept
+    manifest = tomllib.loads((Path(output) / "manifest.toml").read_text())
+    assert manifest["type"] == "collection" and manifest["format_version"]
 
 
 def test_examples_validate(tmp_path: Path) -> None:
@@ -166,7 +171,8 @@ def test_examples_validate(tmp_path: Path) -> None:
 
     for example in sorted(EXAMPLES.glob("*.toml")):
         engine = Engine(example, tmp_path / example.stem)
-        assert engine.modules, example
+        declared = tomllib.loads(example.read_text())["modules"]
+        assert sorted(engine.modules) == sorted(declared), example
 
 
 def test_line_locator_finds_keys_past_multiline_arrays_and_brackets_in_strings() -> None:

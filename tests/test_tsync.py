@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import lzma
 import os
 import shutil
 import struct
@@ -39,10 +38,8 @@ UUID_TEXT = "a12975f1-84b7-4350-8683-7a5fe9ed968f"
 
 
 @pytest.fixture(scope="module")
-def syntalos_3x(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sample") / "syntalos-3.x-valid.tsync"
-    path.write_bytes(lzma.decompress((SHARED / "data" / "tsync" / "syntalos-3.x-valid.tsync.xz").read_bytes()))
-    return path
+def syntalos_3x(syntalos_tsync_module: Path) -> Path:
+    return syntalos_tsync_module
 
 
 def edlio_read(path: Path) -> TSyncFile | LegacyTSyncFile:

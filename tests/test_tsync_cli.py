@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import lzma
 import re
 from pathlib import Path
 
@@ -17,20 +16,18 @@ from hwlink.cli.main import cli
 from hwlink.sync.align import simulate_edges
 from hwlink.sync.offline import SyncPointMap
 from hwlink.sync.tsync import TSyncWriter, read_tsync, read_tsync_header
-from tests.conftest import SHARED
+from tests.conftest import SHARED, invoke_cli
 
 LEGACY = SHARED / "data" / "edl" / "blink1" / "intan-signals" / "a870_data.tsync"
 
 
 def run(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return invoke_cli(*args)
 
 
 @pytest.fixture
-def sample(tmp_path: Path) -> Path:
-    path = tmp_path / "video.tsync"
-    path.write_bytes(lzma.decompress((SHARED / "data" / "tsync" / "syntalos-3.x-valid.tsync.xz").read_bytes()))
-    return path
+def sample(syntalos_tsync: Path) -> Path:
+    return syntalos_tsync
 
 
 @pytest.fixture
