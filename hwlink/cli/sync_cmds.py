@@ -69,14 +69,7 @@ def simulate_command(rate: str, drift_ppm: float, drift_change: float, latency: 
     results = compare(scenario, pairs)
     click.echo(f"{len(pairs)} timestamps at {rate_hz:g} Hz over {format_usec(duration)}, drift {drift_ppm:g} ppm, "
                f"latency {latency_model.spec}; |error| after each method's warm-up")
-    header = f"{'method':<22} {'p50':>10} {'p99':>10} {'max':>10} {'warm-up':>9} {'backward':>9} {'µs/call':>8}"
-    click.echo(header)
-    for result in results:
-        row = summary_row(result, pairs.event_usec)
-        warmup = "never" if not math.isfinite(row["warmup_s"]) else f"{row['warmup_s']:.1f} s"
-        cost = f"{row['cost']:.2f}" if result.name != "raw" else "-"
-        click.echo(f"{LABELS[result.name]:<22} {format_usec(row['p50']):>10} {format_usec(row['p99']):>10} "
-                   f"{format_usec(row['max']):>10} {warmup:>9} {int(row['backward']):>9} {cost:>8}")
+    _print_table(results, pairs.event_usec)
     if plot_path is not None:
         draw(plot_path, pairs.event_usec, results, f"{rate_hz:g} Hz, {drift_ppm:g} ppm, {latency_model.spec}")
         click.echo(f"plot written to {plot_path}")
@@ -103,14 +96,7 @@ def simulate_condition(name: str, duration: int | None, seed: int, plot_path: Pa
     results = compare(named, pairs)  # type: ignore[arg-type]  # a Condition has what compare reads of a Scenario
     click.echo(f"{len(pairs)} timestamps, {named.description}, over {format_usec(named.duration_usec)}; "
                "|error| after each method's warm-up")
-    header = f"{'method':<22} {'p50':>10} {'p99':>10} {'max':>10} {'warm-up':>9} {'backward':>9} {'µs/call':>8}"
-    click.echo(header)
-    for result in results:
-        row = summary_row(result, pairs.event_usec)
-        warmup = "never" if not math.isfinite(row["warmup_s"]) else f"{row['warmup_s']:.1f} s"
-        cost = f"{row['cost']:.2f}" if result.name != "raw" else "-"
-        click.echo(f"{LABELS[result.name]:<22} {format_usec(row['p50']):>10} {format_usec(row['p99']):>10} "
-                   f"{format_usec(row['max']):>10} {warmup:>9} {int(row['backward']):>9} {cost:>8}")
+    _print_table(results, pairs.event_usec)
     click.echo(f"(errors include the link's constant delay, at least {format_usec(named.floor_usec)}, which no one-way "
                "method can see)")
     if plot_path is not None:
@@ -151,3 +137,14 @@ def draw(path: Path, event_usec: np.ndarray, results: list[MethodResult], title:
 
 def register(group: click.Group) -> None:
     group.add_command(sync_group)
+
+
+def _print_table(results: list[MethodResult], event_usec: np.ndarray) -> None:
+    """One row per method: error percentiles after its warm-up, backward steps and cost per call."""
+    click.echo(f"{'method':<22} {'p50':>10} {'p99':>10} {'max':>10} {'warm-up':>9} {'backward':>9} {'µs/call':>8}")
+    for result in results:
+        row = summary_row(result, event_usec)
+        warmup = "never" if not math.isfinite(row["warmup_s"]) else f"{row['warmup_s']:.1f} s"
+        cost = f"{row['cost']:.2f}" if result.name != "raw" else "-"
+        click.echo(f"{LABELS[result.name]:<22} {format_usec(row['p50']):>10} {format_usec(row['p99']):>10} "
+                   f"{format_usec(row['max']):>10} {warmup:>9} {int(row['backward']):>9} {cost:>8}")
