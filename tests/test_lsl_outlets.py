@@ -353,3 +353,28 @@ def test_record_publisher_reorders_lines_through_lsl(tmp_path: Path, open_sim) -
     assert np.abs(master_usec_of(board.clock, np.array(times)) - (start + np.sort(offsets))).max() <= 1
     assert publisher.out_of_order == 0
     collection.close()
+
+
+def test_lsl_outlet_line_stream_switches_to_reordering_and_releases_on_its_own() -> None:
+    """The lsl-outlet's line stream: in order it passes through; once a reading comes older than one pushed,
+    the outlet's own thread releases held readings in stamp order (no close needed)."""
+    from hwlink.drivers.lsl_outlet import LineOutlet, ReorderBuffer
+    from hwlink.lines import LineReading
+
+    clock = MasterClock()
+    name = unique("module-lines")
+    outlet = LineOutlet(clock, name, {2: "D2", 3: "D3"}, name, reorder=ReorderBuffer(active=False))
+    outlet.start_releasing()
+    inlet = inlet_for(name)
+    outlet.wait_for_consumers(10)
+    start = clock.now_usec() - 10_000
+    offsets = [0, 1_000, 500, 3_000, 2_000, 2_500, 4_000]  # 500 comes after 1000: the switch
+    for n, offset in enumerate(offsets):
+        outlet.push_reading(LineReading(line_id=2 + n % 2, value=n, time_usec=start + offset))
+    assert outlet.reorder.active
+    samples, times = drain(inlet, lambda: len(outlet.reorder) == 0, settle=0.5)
+    assert len(outlet.reorder) == 0 and outlet.reorder.out_of_order == 1
+    received = [int(np.nanmax(row)) for row in samples]
+    assert received == [0, 1, 2, 4, 5, 3, 6]  # 0 and 1 went out as they came, the rest sorted
+    assert np.abs(master_usec_of(clock, np.array(times)) - (start + np.array(offsets)[received])).max() <= 1
+    outlet.close()

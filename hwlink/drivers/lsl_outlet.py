@@ -215,7 +215,7 @@ class LineOutlet(_Outlet):
             arrival = self.clock.now_usec() if arrival_usec is None else arrival_usec
             for sample, sample_stamp in self.reorder.add(row, stamp, arrival):
                 self.push(sample, sample_stamp)
-            if self._releaser is not None:
+            if self._releaser is not None and self.reorder.active:  # passing through: nothing to release
                 self._wake.notify()
 
     def release(self) -> float | None:
