@@ -259,3 +259,122 @@ def test_record_publisher_sends_signal_blocks_at_their_rate(tmp_path: Path, open
     assert np.array_equal(np.array(samples, dtype=np.float32), np.concatenate([d for _, d in sent]))
     assert np.abs(master_usec_of(board.clock, np.array(times)) - np.concatenate([s for s, _ in sent])).max() <= 1
     collection.close()
+
+
+def _interleaved_lines(seed: int, count: int = 400) -> list[tuple[int, int, int]]:
+    """(arrival µs, stamp µs, line) of two lines whose latencies differ (D2 ~300 µs, A0 ~900 µs, jitter, and a
+    warm-up where A0 is a few ms late): merged by arrival, their stamps go backwards now and then."""
+    rng = np.random.default_rng(seed)
+    readings = []
+    for line, period, latency in ((2, 20_000, 300), (0, 10_000, 900)):
+        stamps = np.cumsum(rng.integers(period // 2, period * 3 // 2, count)) + 1_000_000
+        late = latency + rng.integers(0, 400, count)
+        if line == 0:
+            late[:20] += 4_000  # warm-up: the clock sync still converging
+        readings += [(int(s + d), int(s), line) for s, d in zip(stamps, late)]
+    return sorted(readings)  # the order they reach the publisher
+
+
+def _run_reorder(buffer, readings: list[tuple[int, int, int]], step_usec: int = 500) -> list[tuple[int, int]]:
+    """Feed readings as they arrive, releasing every ``step_usec`` of clock time as the record loop does."""
+    pushed: list[tuple[int, int]] = []
+    index, now = 0, readings[0][0]
+    while index < len(readings):
+        while index < len(readings) and readings[index][0] <= now:
+            arrival, stamp, line = readings[index]
+            pushed += buffer.add(line, stamp, arrival)
+            index += 1
+        pushed += buffer.release(now)
+        now += step_usec
+    return pushed + buffer.flush()
+
+
+def test_reorder_buffer_pushes_interleaved_lines_in_order_with_exact_stamps() -> None:
+    from hwlink.drivers.lsl_outlet import ReorderBuffer
+
+    for seed in range(5):
+        readings = _interleaved_lines(seed)
+        arrival_stamps = [stamp for _, stamp, _ in readings]
+        assert np.any(np.diff(arrival_stamps) < 0)  # what the old publisher sent: timestamps going backwards
+        buffer = ReorderBuffer(horizon_usec=2_000_000)
+        pushed = _run_reorder(buffer, readings)
+        # every reading, once, with its own stamp, in stamp order
+        assert sorted(pushed) == sorted((line, stamp) for _, stamp, line in readings)
+        stamps = [stamp for _, stamp in pushed]
+        assert stamps == sorted(stamps) and buffer.out_of_order == 0 and len(buffer) == 0
+        # the window follows the largest lateness of the last 2 s (warm-up's aged out) plus its margin
+        now = readings[-1][0]
+        largest = max(arrival - stamp for arrival, stamp, _ in readings if arrival >= now - 2_000_000)
+        assert buffer.window_usec(now) == largest + largest // 4 + 2_000 < 4_000
+
+
+def test_reorder_buffer_late_sample_pushed_with_true_stamp_and_counted() -> None:
+    from hwlink.drivers.lsl_outlet import ReorderBuffer
+
+    buffer = ReorderBuffer(margin_usec=100, max_window_usec=1_000)
+    assert buffer.add("a", 1_000, 1_050) == []
+    assert buffer.release(1_200) == [("a", 1_000)]  # window: 50 + 12 + 100 µs
+    assert buffer.release(1_300) == []
+    buffer.add("late", 900, 5_000)  # 4.1 ms late: beyond the (bounded) window, older than what went out
+    assert buffer.window_usec(5_000) == 1_000
+    assert buffer.release(5_000) == [("late", 900)] and buffer.out_of_order == 1
+    # a pass-through buffer adds no latency until the stream goes out of order, then holds back
+    passing = ReorderBuffer(active=False)
+    assert passing.add("x", 10, 20) == [("x", 10)] and passing.add("y", 30, 40) == [("y", 30)]
+    assert passing.add("z", 25, 45) == [] and passing.active
+    assert passing.flush() == [("z", 25)] and passing.out_of_order == 1
+
+
+def test_record_publisher_reorders_lines_through_lsl(tmp_path: Path, open_sim) -> None:
+    """Two lines' readings pushed with stamps going backwards reach a pylsl inlet sorted, every one, stamps
+    exact; one line goes out unbuffered."""
+    from hwlink.cli.lsl_publish import RecordPublisher
+    from hwlink.lines import LineReading
+
+    board = open_sim()
+    collection = Collection.create(tmp_path, unique("reorder"))
+    publisher = RecordPublisher(board, collection, [board.line("D2"), board.line("D3")])
+    assert RecordPublisher(board, Collection.create(tmp_path, unique("one")), [board.line("D2")]).lines.reorder \
+        is None
+    inlet = inlet_for(collection.name)
+    publisher.lines.wait_for_consumers(10)
+    start = board.clock.now_usec()
+    offsets = [0, 500, 300, 1_000, 200, 1_500, 1_400, 2_000]  # as two lines with different latencies deliver them
+    for n, offset in enumerate(offsets):
+        publisher.reading(LineReading(line_id=board.line("D2" if n % 2 else "D3").line_id, value=n,
+                                      time_usec=start + offset), start + offset)
+    publisher.release()
+    liblsl_outlet = publisher.lines._outlet  # alive while the inlet drains (closing drops the publisher's)
+    publisher.close()  # pushes what is still held
+    samples, times = drain(inlet, lambda: True, settle=0.5)
+    del liblsl_outlet
+    order = sorted(range(len(offsets)), key=lambda n: offsets[n])
+    assert [np.nanmax(row) for row in samples] == order
+    assert np.abs(master_usec_of(board.clock, np.array(times)) - (start + np.sort(offsets))).max() <= 1
+    assert publisher.out_of_order == 0
+    collection.close()
+
+
+def test_lsl_outlet_line_stream_switches_to_reordering_and_releases_on_its_own() -> None:
+    """The lsl-outlet's line stream: in order it passes through; once a reading comes older than one pushed,
+    the outlet's own thread releases held readings in stamp order (no close needed)."""
+    from hwlink.drivers.lsl_outlet import LineOutlet, ReorderBuffer
+    from hwlink.lines import LineReading
+
+    clock = MasterClock()
+    name = unique("module-lines")
+    outlet = LineOutlet(clock, name, {2: "D2", 3: "D3"}, name, reorder=ReorderBuffer(active=False))
+    outlet.start_releasing()
+    inlet = inlet_for(name)
+    outlet.wait_for_consumers(10)
+    start = clock.now_usec() - 10_000
+    offsets = [0, 1_000, 500, 3_000, 2_000, 2_500, 4_000]  # 500 comes after 1000: the switch
+    for n, offset in enumerate(offsets):
+        outlet.push_reading(LineReading(line_id=2 + n % 2, value=n, time_usec=start + offset))
+    assert outlet.reorder.active
+    samples, times = drain(inlet, lambda: len(outlet.reorder) == 0, settle=0.5)
+    assert len(outlet.reorder) == 0 and outlet.reorder.out_of_order == 1
+    received = [int(np.nanmax(row)) for row in samples]
+    assert received == [0, 1, 2, 4, 5, 3, 6]  # 0 and 1 went out as they came, the rest sorted
+    assert np.abs(master_usec_of(clock, np.array(times)) - (start + np.array(offsets)[received])).max() <= 1
+    outlet.close()

@@ -290,6 +290,9 @@ def record_command(line_refs: tuple[str, ...], analog_refs: tuple[str, ...], dur
             errors = recorder.close()  # whatever happened, what was recorded is saved
             if recorder.publisher is not None:
                 recorder.publisher.close()
+                if recorder.publisher.out_of_order:
+                    click.echo(f"LSL: {recorder.publisher.out_of_order} reading(s) arrived later than the reorder "
+                               "window and were published behind a later timestamp", err=True)
     click.echo(f"{outcome}: {collection.path}", err=True)
     for stream in recorder.lines.values():
         click.echo(f"  {stream.dataset.name}: {stream.count} reading(s)", err=True)
@@ -330,8 +333,12 @@ def _record(recorder: Recorder, infos: list[LineInfo], flags: dict[int, LineMode
         try:
             for info in infos:
                 recorder.board.set_mode(info.line_id, flags[info.line_id])
+            wait_s = 0.05
             while deadline is None or time.monotonic() < deadline:
-                failure = drain_inbox(inbox, recorder, timeout=0.05)
+                failure = drain_inbox(inbox, recorder, timeout=wait_s)
+                if recorder.publisher is not None:  # --lsl: push what is due, once the queue is taken in
+                    due_s = recorder.publisher.release()
+                    wait_s = 0.05 if due_s is None else min(0.05, due_s)
                 if failure is not None:
                     outcome = "board failed"
                     break

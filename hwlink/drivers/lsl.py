@@ -263,6 +263,11 @@ class LslBoard(Board):
         self._thread = threading.Thread(target=self._pull_loop, name=f"hwlink-lsl-{self.stream_name}", daemon=True)
         self._thread_lock = threading.Lock()
 
+    def _value_max(self, line_id: int) -> int | None:
+        """No range to enforce: an event line carries whatever the stream holds (marker codes, another hwlink's
+        analog values, counts); what arrives is a decoded LSL sample, not line noise parsed as data."""
+        return None
+
     @classmethod
     def open(cls, url: str, clock: MasterClock | None = None) -> LslBoard:
         match, timeout, tsync = _parse_url(url)

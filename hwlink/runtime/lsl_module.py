@@ -7,13 +7,18 @@ misses nothing; sources start after consumers). LineReadings, signal blocks, tab
 published as described in :mod:`hwlink.drivers.lsl_outlet`; their hwlink master timestamps are converted to LSL's
 clock (rows and commands carry no time of their own: they are stamped when they reach the outlet). Samples are
 pushed on the producer's thread (a push is a few µs), so they leave with no queue in between.
+
+An input port has one source, and a board stamps all its lines through one synchronizer on one thread, so a
+LineReading stream is normally in order and goes out as it comes. A source that is not (a script merging lines
+of its own) is caught: the first reading older than one already pushed switches the stream to a reorder buffer
+(:class:`hwlink.drivers.lsl_outlet.ReorderBuffer`, released by a thread of the outlet's own) for the rest of the run.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hwlink.drivers.lsl_outlet import LineOutlet, MarkerOutlet, SignalOutlet
+from hwlink.drivers.lsl_outlet import LineOutlet, MarkerOutlet, ReorderBuffer, SignalOutlet
 from hwlink.errors import ConfigError
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.module import InPort, Module, RunContext
@@ -50,7 +55,9 @@ class LslOutletModule(Module):
             lines = {int(k): str(v) for k, v in names.items()}
             if not lines:
                 raise ConfigError(f"{self.name}: the connected LineReading stream names no lines (line_names metadata)")
-            self.outlet = LineOutlet(clock, self.stream_name, lines, source_id, **extra)
+            self.outlet = LineOutlet(clock, self.stream_name, lines, source_id,
+                                     reorder=ReorderBuffer(active=False), **extra)
+            self.outlet.start_releasing()
             self._push = lambda item: self.outlet.push_reading(item)
         elif data_type in SIGNAL_TYPES:
             count = int(metadata.get("channel_count") or len(metadata.get("channel_names") or []) or 1)
