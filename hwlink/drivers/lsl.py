@@ -283,11 +283,6 @@ class LslBoard(Board):
             if not self._thread.is_alive() and self._running:
                 self._thread.start()
 
-    def _value_max(self, line_id: int) -> int | None:
-        """No range to check: an LSL channel carries the sender's numbers (negative, or marker codes above 1), not
-        levels or ADC codes, so nothing it delivers is line noise to drop."""
-        return None
-
     def _write_digital(self, line_id: int, level: int) -> None:
         raise ConfigError(f"{self.url}: LSL inlets have no outputs")
 
