@@ -27,7 +27,7 @@ def layer_of(module: str) -> str:
     parts = module.split(".")
     if module in BASE or parts[1] == "platform":  # the platform seam is usable from every layer
         return "base"
-    if parts[1] in ("edl_correction", "nwb_export"):
+    if parts[1] in ("edl_correction", "nwb_export", "nwb_electrodes"):
         return "glue"
     return parts[1]
 

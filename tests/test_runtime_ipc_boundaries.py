@@ -13,9 +13,26 @@ import numpy as np
 import pytest
 
 from hwlink.lines import LineCommand, LineCommandKind, LineReading
+from hwlink.platform import portable
 from hwlink.runtime import ipc
-from hwlink.runtime.ipc import CONTROL, DATA, HEADER, Channel, Message, control_message, data_message
-from hwlink.runtime.types import DataType, Frame, SignalBlockF32, SignalBlockI32, SignalBlockU16, decode, encode
+from hwlink.runtime.ipc import (
+    CONTROL,
+    DATA,
+    HEADER,
+    Channel,
+    Message,
+    control_message,
+    data_message,
+)
+from hwlink.runtime.types import (
+    DataType,
+    Frame,
+    SignalBlockF32,
+    SignalBlockI32,
+    SignalBlockU16,
+    decode,
+    encode,
+)
 
 
 @pytest.fixture
@@ -215,6 +232,11 @@ def test_command_payload_extremes_and_an_unknown_kind() -> None:
 
 
 # ----- the non-blocking sender's backlog, made deterministic at the socket seam ---------------------------------
+NATIVE_SEND = pytest.mark.skipif(
+    portable("ipc"), reason="native path only: the forced portable ipc seam never sends directly (as on Windows, "
+                            "which has no per-call non-blocking send); tests/test_platform.py runs the flusher path")
+
+
 class ThrottledSocket:
     """A real socket whose first non-blocking send takes only ``first_send`` bytes (a full kernel buffer) and whose
     blocking sends start late (a slow reader): the windows in which a sender could overtake the backlog."""
@@ -245,6 +267,7 @@ def flusher_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == "hwlink-ipc-flush"]
 
 
+@NATIVE_SEND
 def test_later_messages_queue_behind_the_backlog_and_direct_sends_resume_after_it() -> None:
     left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     throttled = ThrottledSocket(left, first_send=10)
@@ -278,6 +301,7 @@ def test_later_messages_queue_behind_the_backlog_and_direct_sends_resume_after_i
         receiver.close()
 
 
+@NATIVE_SEND
 def test_a_fully_sent_message_starts_no_flusher() -> None:
     left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     sender, receiver = Channel(left, blocking_send=False), Channel(right, blocking_send=True)
@@ -291,6 +315,7 @@ def test_a_fully_sent_message_starts_no_flusher() -> None:
         receiver.close()
 
 
+@NATIVE_SEND
 def test_the_blocking_side_blocks_instead_of_queueing() -> None:
     left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)

@@ -275,7 +275,7 @@ def try_send(sock: socket.socket, data: bytes | memoryview) -> int:
     Needs MSG_DONTWAIT (POSIX). Windows has no per-call non-blocking send (and switching the socket's mode
     would break a concurrent blocking recv), so there it sends nothing and the caller's flusher thread sends.
     """
-    if IS_WINDOWS or portable("ipc") or not hasattr(socket, "MSG_DONTWAIT") or not isinstance(sock, socket.socket):
+    if IS_WINDOWS or portable("ipc") or not hasattr(socket, "MSG_DONTWAIT"):
         return 0
     try:
         return sock.send(data, socket.MSG_DONTWAIT)
