@@ -314,7 +314,7 @@ to = "spin.readings"
 from = "board.readings"
 to = "lines.in"
 """)
-    run = run_experiment(experiment, tmp_path / "out", duration="1.5s")
+    run = run_experiment(experiment, tmp_path / "out", duration="3s")  # room for a loaded machine to notice the spin
     assert run.result.reason == "duration", run.output
     assert "did not stop" in run.output  # the spinning worker was ended at stop
     assert "spins outside await_data" in run.output  # and ran at low priority meanwhile
@@ -325,7 +325,8 @@ to = "lines.in"
         device = readings["device_timestamps"][1:]
     assert len(stamps) >= 20  # 40 edges per second once the board runs
     # Arrival stamps follow the device's edges: the spinning script does not delay the driver thread.
-    assert np.max(np.abs(np.diff(stamps) - np.diff(device))) < 50_000  # loose: the machine is shared
+    # loose (two CPU hogs may sit beside the suite); a driver thread held up by the spinner would lag by seconds
+    assert np.max(np.abs(np.diff(stamps) - np.diff(device))) < 250_000
 
 
 def test_pulse_train_generator_follows_control_commands(tmp_path: Path) -> None:
@@ -379,14 +380,14 @@ to = "board.commands"
 from = "board.readings"
 to = "lines.in"
 """)
-    run = run_experiment(experiment, tmp_path / "out", duration="1.6s")
+    run = run_experiment(experiment, tmp_path / "out", duration="3s")  # START lasts 1 s from the script's start
     assert run.result.ok, run.output
     with h5py.File(run.path / "lines" / "lines.h5") as readings:
         values = readings["data"][:, 0]
         stamps = readings["timestamps"][:]
     rises = stamps[1:][np.diff(values.astype(int)) == 1]
     assert len(rises) == 10  # START for 1000 ms at 100 ms period
-    assert np.all(np.abs(np.diff(rises) - 100_000) < 40_000)  # loose: the machine is shared
+    assert np.all(np.abs(np.diff(rises) - 100_000) < 60_000)  # loose: the machine is shared
     collection = edlio.load(str(run.path))  # commands of both kinds recorded as CSV tables
     header, *commands = list(collection.dataset_by_name("sent").read_data())
     assert header == ["time_usec", "kind", "line_id", "value", "duration_usec", "flags"]
