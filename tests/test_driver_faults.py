@@ -221,7 +221,7 @@ def test_record_says_when_the_board_went_silent(tmp_path) -> None:  # type: igno
     from hwlink.cli.main import cli
 
     result = CliRunner().invoke(cli, ["record", "-q", "-b", "sim://?analog_interval=5ms&mute_after=500ms&silence=1s",
-                                      "--lines", "A0", "--duration", "20s", "-o", str(tmp_path), "--name", "r"])
+                                      "--lines", "A0", "--duration", "20s", "-o", str(tmp_path / "r")])
     assert result.exit_code == 2 and "no data from the device" in result.stderr
     attributes = edlio.load(str(tmp_path / "r")).attributes
     assert attributes["success"] is False and attributes["device_silences"] == 1
