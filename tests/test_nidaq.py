@@ -614,7 +614,8 @@ def _sample_offset(column: np.ndarray, channel: int, rate_hz: float) -> int:
 
 
 def test_record_on_nidaq_writes_signals_and_events_edlio_opens(sim: SimulatedNidaq, tmp_path: Path) -> None:
-    def toggle() -> None:
+    def toggle() -> None:  # once the recording samples (AI and DI tasks running), so a slow start misses nothing
+        wait_for(lambda: len(sim.running_tasks()) >= 2, timeout=30)
         for level in (1, 0):
             time.sleep(0.2)
             sim.set_digital_input("Dev1", "port0/line0", level)  # port0/line1 is wired to it
@@ -641,7 +642,9 @@ def test_record_on_nidaq_writes_signals_and_events_edlio_opens(sim: SimulatedNid
     assert header[:3] == ["time_usec", "value", "device_time_usec"]
     assert [int(row[1]) for row in rows[-2:]] == [1, 0]
     device_times = [int(row[2]) for row in rows[-2:]]
-    assert 150_000 <= device_times[1] - device_times[0] <= 300_000
+    toggled_ns, _ = sim.digital_changes("Dev1", "port0/line0")
+    # edges are found between DI samples (10 kHz): device times are the real toggle times to one sample
+    assert abs((device_times[1] - device_times[0]) - (toggled_ns[-1] - toggled_ns[-2]) / 1000) <= 2 * 100
 
 
 def test_record_stops_cleanly_on_buffer_overflow_with_data_kept(sim: SimulatedNidaq, tmp_path: Path) -> None:
