@@ -112,7 +112,7 @@ BAD_URLS = [
     "firmata+socket://", "firmata+socket://127.0.0.1:1?timeout=200ms", "firmata+socket://notahost:xx",
     "firmata+nonsense://x", "firmata+socket://[::1",
     "nidaq://", "nidaq://NoSuchDevice", "nidaq://Dev1?rate=nan", "nidaq://Dev1?rate=1e400Hz",
-    "nidaq://Dev1?block=-5", "nidaq://Dev1?bogus=1",
+    "nidaq://Dev1?block=-5", "nidaq://Dev1?bogus=1", "nidaq://Dev1?silence=0s", "nidaq://Dev1?silence=nan",
     "lsl://", "unknown://x", "SIM://?drift_ppm=nan", "http://example.org", "sim://?%ff=1", "\x00://",
 ]
 

@@ -119,6 +119,11 @@ def test_missing_device_names_the_ones_there(sim: SimulatedNidaq) -> None:
     ("nidaq://Dev1?block=0", "block needs a sample count"),
     ("nidaq://Dev1?terminal=weird", "terminal must be one of"),
     ("nidaq://Dev1?rate=fast", "bad frequency"),
+    ("nidaq://Dev1?silence=0s", "silence must be positive"),
+    ("nidaq://Dev1?silence=-1s", "must not be negative"),
+    ("nidaq://Dev1?silence=nan", "bad duration"),
+    ("nidaq://Dev1?silence=1e400s", "out of range"),
+    ("nidaq://Dev1?silence=5", "needs a unit"),
 ])
 def test_bad_urls(sim: SimulatedNidaq, url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -422,6 +427,136 @@ def test_a_consumer_that_falls_behind_gets_a_real_overflow() -> None:
         assert wait_for(lambda: simulated.running_tasks() == [])
 
 
+# ----- liveness -----------------------------------------------------------------------------------------------
+def _watch_blocks(board: NidaqBoard) -> tuple[list[float], list[BoardError]]:
+    """Arrival times (monotonic) of every signal block, and the errors the board reports to subscribers."""
+    arrivals: list[float] = []
+    errors: list[BoardError] = []
+    board.subscribe_signals(lambda block: arrivals.append(time.monotonic()),
+                            on_error=lambda error: (errors.append(error), arrivals.append(-time.monotonic())))
+    return arrivals, errors
+
+
+@pytest.mark.parametrize("url, limit_s", [
+    (FAST + "&silence=1s", 1.0),  # 50 ms blocks: the silence option rules
+    ("nidaq://Dev1?rate=1kHz&block=200&silence=1s", 2.0),  # 200 ms blocks: 10 block intervals rule
+])
+def test_a_stalled_acquisition_fails_the_board_within_the_bound(sim: SimulatedNidaq, url: str,
+                                                                limit_s: float) -> None:
+    sim.stall_events(channel="Dev1/ai0", after_samples=600)
+    with open_board(url) as board:
+        arrivals, errors = _watch_blocks(board)
+        board.set_mode("ai0", IN)
+        assert wait_for(lambda: errors, timeout=limit_s + 15)
+        blocks = [t for t in arrivals if t > 0]
+        failed_at = -arrivals[-1]
+        assert len(blocks) == 600 // board.config.block  # everything before the stall was delivered
+        assert failed_at - blocks[-1] >= limit_s - 0.1  # never before the limit
+        message = str(errors[0])
+        assert "no data from the device" in message and "Dev1/ai0" in message and f"limit {limit_s:g} s" in message
+        assert board.silences == 1 and board.error is errors[0]
+        assert wait_for(lambda: sim.running_tasks() == [])  # a dead board releases its acquisition
+        with pytest.raises(BoardError, match="no data from the device"):
+            board.set_mode("ai1", IN)
+
+
+def test_a_stalled_analog_acquisition_is_not_hidden_by_running_digital_input(sim: SimulatedNidaq) -> None:
+    """AI and DI are separate tasks: DI edges keep coming, yet the AI stall is seen."""
+    with open_board(FAST + "&silence=3s") as board:
+        readings: list[LineReading] = []
+        errors: list[BoardError] = []
+        board.subscribe(readings.append, on_error=errors.append, lines=["port0/line1"])
+        board.set_mode("port0/line1", IN)
+        board.set_mode("ai0", IN)
+        sim.stall_events(channel="Dev1/ai0", after_samples=200)
+        # stalled, still "running", no DAQmx error: only the 3 s limit can end it
+        assert wait_for(lambda: sim.stalled_tasks() or errors, timeout=10) and errors == [], errors
+        stop = threading.Event()
+
+        def toggle() -> None:  # DI keeps delivering edges the whole time
+            level = 0
+            while not stop.wait(0.1):
+                level ^= 1
+                sim.set_digital_input("Dev1", "port0/line0", level)
+
+        toggler = threading.Thread(target=toggle)
+        toggler.start()
+        try:
+            assert wait_for(lambda: errors, timeout=25)
+        finally:
+            stop.set()
+            toggler.join()
+        assert "Dev1/ai0" in str(errors[0]) and "limit 3 s" in str(errors[0]) and board.silences == 1, errors
+        assert len(readings) >= 5, readings  # DI was delivering while AI was silent
+
+
+def test_a_stalled_digital_input_acquisition_is_silence_too(sim: SimulatedNidaq) -> None:
+    """DI is hardware-timed sampling, so its blocks are due even when no line changes."""
+    sim.stall_events(channel="Dev1/port0/line1")
+    with open_board(FAST + "&silence=1s") as board:
+        errors: list[BoardError] = []
+        board.subscribe(lambda reading: None, on_error=errors.append)
+        board.set_mode("port0/line1", IN)
+        assert wait_for(lambda: errors, timeout=15)
+        assert "Dev1/port0/line1" in str(errors[0]) and "every 20 ms" in str(errors[0]) and board.silences == 1
+
+
+def test_slow_blocks_are_not_silence(sim: SimulatedNidaq) -> None:
+    """One block every 1.5 s with silence=1s: the limit is 10 block intervals, so a slow but healthy
+    acquisition (and the 1.5 s wait for its first block) never trips it."""
+    with open_board("nidaq://Dev1?rate=100Hz&block=150&silence=1s") as board:
+        arrivals, errors = _watch_blocks(board)
+        board.set_mode("ai0", IN)
+        assert wait_for(lambda: len(arrivals) >= 2 or errors, timeout=15)
+        assert errors == [] and board.silences == 0 and board.error is None
+
+
+def test_restarted_and_stopped_acquisitions_are_not_silence(sim: SimulatedNidaq) -> None:
+    """Changing the input set replaces a task; removing the last DI line stops DI: neither is a silence."""
+    with open_board("nidaq://Dev1?rate=1kHz&block=100&di_rate=1kHz&silence=1s") as board:
+        arrivals, errors = _watch_blocks(board)
+        board.set_mode("port0/line1", IN)
+        board.set_mode("ai0", IN)
+        deadline = time.monotonic() + 3.0  # three silence limits of restarts
+        extra = 1
+        while time.monotonic() < deadline:
+            board.set_mode("port0/line2", OUT if extra % 2 == 0 else IN)  # DI restarts
+            board.set_mode(f"ai{extra % 16}", IN)  # AI restarts while the set grows
+            extra += 1
+            time.sleep(0.25)
+        board.set_mode("port0/line1", OUT)
+        board.set_mode("port0/line2", OUT)  # no DI input left: DI stops for good
+        count = len(arrivals)
+        time.sleep(2.5)
+        assert errors == [] and board.silences == 0 and board.error is None
+        assert len(arrivals) > count  # AI still runs
+        assert board._digital_input is None
+
+
+def test_record_on_a_stalled_nidaq_board_fails_and_counts_the_silence(sim: SimulatedNidaq, tmp_path: Path) -> None:
+    sim.stall_events(channel="Dev1/ai0", after_samples=600)
+    result = CliRunner().invoke(cli, ["record", "-b", FAST + "&silence=1s", "--lines", "ai0", "--duration", "30s",
+                                      "-o", str(tmp_path / "stalled"), "-q"])
+    assert result.exit_code == 2, result.output
+    assert "board failed, recording saved in" in result.output and "no data from the device" in result.output
+    assert "Traceback" not in result.output
+    path = tmp_path / "stalled"
+    attributes = edlio.load(path).attributes
+    assert attributes["success"] is False and attributes["end_reason"] == "failed"
+    assert attributes["device_silences"] == 1 and "no data from the device" in attributes["failure_reason"]
+    assert attributes["recording_length_msec"] < 25_000
+    data = read_signal_file(path / "signals" / "signals.h5")["data"]
+    assert _sample_offset(data[:, 0], 0, 2000) + data.shape[0] == 600  # everything up to the stall
+
+
+def test_record_on_a_healthy_nidaq_board_counts_no_silence(sim: SimulatedNidaq, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["record", "-b", "nidaq://Dev1?rate=1kHz&block=1000&silence=1s", "--lines",
+                                      "ai0", "--duration", "2500ms", "-o", str(tmp_path / "slow"), "-q"])
+    assert result.exit_code == 0, result.output
+    attributes = edlio.load(tmp_path / "slow").attributes
+    assert attributes["success"] is True and attributes["device_silences"] == 0
+
+
 # ----- command line -------------------------------------------------------------------------------------------
 def test_cli_lines_write_pulse_and_read(sim: SimulatedNidaq) -> None:
     listing = run_cli("lines", "-b", "nidaq://Dev1")
@@ -471,7 +606,8 @@ def _sample_offset(column: np.ndarray, channel: int, rate_hz: float) -> int:
 
 
 def test_record_on_nidaq_writes_signals_and_events_edlio_opens(sim: SimulatedNidaq, tmp_path: Path) -> None:
-    def toggle() -> None:
+    def toggle() -> None:  # once the recording samples (AI and DI tasks running), so a slow start misses nothing
+        wait_for(lambda: len(sim.running_tasks()) >= 2, timeout=30)
         for level in (1, 0):
             time.sleep(0.2)
             sim.set_digital_input("Dev1", "port0/line0", level)  # port0/line1 is wired to it
@@ -498,7 +634,9 @@ def test_record_on_nidaq_writes_signals_and_events_edlio_opens(sim: SimulatedNid
     assert header[:3] == ["time_usec", "value", "device_time_usec"]
     assert [int(row[1]) for row in rows[-2:]] == [1, 0]
     device_times = [int(row[2]) for row in rows[-2:]]
-    assert 150_000 <= device_times[1] - device_times[0] <= 300_000
+    toggled_ns, _ = sim.digital_changes("Dev1", "port0/line0")
+    # edges are found between DI samples (10 kHz): device times are the real toggle times to one sample
+    assert abs((device_times[1] - device_times[0]) - (toggled_ns[-1] - toggled_ns[-2]) / 1000) <= 2 * 100
 
 
 def test_record_stops_cleanly_on_buffer_overflow_with_data_kept(sim: SimulatedNidaq, tmp_path: Path) -> None:

@@ -356,19 +356,29 @@ class Board:
         e.g. digital inputs that only report changes). Drivers override this; the watchdog uses it."""
         return None
 
+    def _silence_watch(self) -> Iterator[tuple[str, float, int]]:
+        """What the watchdog checks: (who should send, when it was last heard, expected interval in µs).
+
+        By default the whole device, last heard by ``_deliver``/``_heard``. A driver with several independent
+        streams (NI-DAQmx's AI and DI acquisitions) yields one per stream, so one that stalls is not hidden by
+        another that goes on.
+        """
+        interval = self._expected_interval_usec()
+        if interval is not None:
+            yield "it", self._heard_at, interval
+
     def _check_silence(self, now: float) -> None:
         """Called by the watchdog: fail the board if it should be sending and has been silent too long."""
         if self._closed or self._error is not None:
             return
-        interval = self._expected_interval_usec()
-        if interval is None:
-            return
-        limit_s = max(self.silence_limit_usec, SILENCE_PERIODS * interval) / 1e6
-        silent_s = now - self._heard_at
-        if silent_s > limit_s:
-            self.silences += 1
-            self._fail(BoardError(f"{self.url}: no data from the device for {silent_s:.1f} s (it should send "
-                                  f"every {interval / 1000:g} ms; silence limit {limit_s:g} s)"))
+        for source, heard_at, interval in self._silence_watch():
+            limit_s = max(self.silence_limit_usec, SILENCE_PERIODS * interval) / 1e6
+            silent_s = now - heard_at
+            if silent_s > limit_s:
+                self.silences += 1
+                self._fail(BoardError(f"{self.url}: no data from the device for {silent_s:.1f} s ({source} should "
+                                      f"send every {interval / 1000:g} ms; silence limit {limit_s:g} s)"))
+                return
 
     def set_silence_limit(self, limit_usec: int) -> None:
         """How long a board that should be sending may stay silent before it is declared dead."""

@@ -33,14 +33,22 @@ Timing, and where each timestamp comes from:
 
 URL options: ``rate`` (AI sample rate, default 1kHz), ``block`` (AI samples per block, default rate/20),
 ``range`` (AI ±volts, default the device's widest), ``terminal`` (``default``, ``rse``, ``nrse``, ``diff``,
-``pseudodiff``), ``di_rate`` (default 1kHz), ``buffer`` (input buffer length, default 2s), e.g.
-``nidaq://Dev1?rate=20kHz&block=1000&range=5&terminal=diff``.
+``pseudodiff``), ``di_rate`` (default 1kHz), ``buffer`` (input buffer length, default 2s), ``silence``
+(default 5s), e.g. ``nidaq://Dev1?rate=20kHz&block=1000&range=5&terminal=diff``.
+
+Liveness: while an input acquisition runs, its every-N-samples event should come every block / rate seconds (DI:
+every di_rate / 50 samples). An acquisition whose events stop for longer than ``silence`` or 10 of its block
+intervals, whichever is longer (a hung driver, a device gone from the bus while the task claims to run), fails
+the board with a ``BoardError`` and counts in ``board.silences``. Each acquisition is watched on its own, and a
+restarted one (the input set changed) starts a fresh watch.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -49,7 +57,7 @@ import numpy as np
 
 from hwlink.clock import MasterClock
 from hwlink.drivers import BoardDescription
-from hwlink.drivers.base import Board, Subscription
+from hwlink.drivers.base import DEFAULT_SILENCE_LIMIT_USEC, Board, Subscription
 from hwlink.drivers.lineinfo import LineInfo, LineMode
 from hwlink.drivers.scheduler import PulseTrain
 from hwlink.errors import BoardError, ConfigError, LineError
@@ -121,6 +129,7 @@ class NidaqConfig:
     terminal: str = "default"
     di_rate_hz: float = 1000.0
     buffer_usec: int = 2_000_000
+    silence_usec: int = DEFAULT_SILENCE_LIMIT_USEC
 
     _TERMINALS = ("default", "rse", "nrse", "diff", "pseudodiff")
 
@@ -155,9 +164,13 @@ class NidaqConfig:
                 values["terminal"] = value.lower()
             elif key == "buffer":
                 values["buffer_usec"] = parse_duration_usec(value)
+            elif key == "silence":
+                values["silence_usec"] = parse_duration_usec(value)
+                if values["silence_usec"] <= 0:
+                    raise ConfigError("nidaq:// option silence must be positive")
             else:
                 raise ConfigError(f"unknown nidaq:// option {key!r}; known options: rate, block, range, terminal, "
-                                  "di_rate, buffer")
+                                  "di_rate, buffer, silence")
         return cls(**values)
 
     @property
@@ -195,6 +208,7 @@ class _Acquisition:
         self.failed = False
         self._closed = False
         self._close_lock = threading.Lock()
+        self.heard_at = time.monotonic()  # last every-N-samples event (the silence watchdog reads it)
         self.channels = ", ".join(board._physical(info) for info in infos)
         self.task = board._call(self.channels, nidaqmx.Task)
         try:
@@ -216,11 +230,18 @@ class _Acquisition:
         except BaseException:
             self.task.close()
             raise
+        self.heard_at = time.monotonic()  # the first block is due one interval after the start
+
+    @property
+    def interval_usec(self) -> int:
+        """How often the every-N-samples event should fire: one block at the sample rate."""
+        return max(1, round(self.block / self.rate_hz * 1e6))
 
     def _on_block(self, task_handle: object, event_type: int, count: int, callback_data: object) -> int:
         """Runs on the DAQmx event thread: read the block, stamp it, hand it on. Never blocks for long."""
         if self.failed or self.board.closed:
             return 0
+        self.heard_at = time.monotonic()
         arrival = self.board.clock.now_usec()  # the block was complete before the event fired
         nidaqmx = self.board._nidaqmx
         try:
@@ -336,6 +357,7 @@ class NidaqBoard(Board):
                            aliases=(f"{config.device}/{n}",)) for n in ao]
         lines += [LineInfo(nidaq_line_id(n), n, digital_out=True, aliases=(f"{config.device}/{n}",)) for n in ctr]
         super().__init__(url, lines, clock)
+        self.silence_limit_usec = config.silence_usec
 
     @classmethod
     def open(cls, url: str, clock: MasterClock | None = None) -> NidaqBoard:
@@ -714,6 +736,26 @@ class NidaqBoard(Board):
         failure = self._daq_error(acquisition.channels, error)
         threading.Thread(target=acquisition.close, name="hwlink-nidaq-stop", daemon=True).start()
         self._fail(BoardError(f"{failure} after {acquisition.next_index} samples"))
+
+    # ----- liveness --------------------------------------------------------------------------------------
+    def _running_acquisitions(self) -> list[_Acquisition]:
+        return [acquisition for acquisition in (self._analog_input, self._digital_input)
+                if acquisition is not None and not acquisition.failed]
+
+    def _silence_watch(self) -> Iterator[tuple[str, float, int]]:
+        """Each running acquisition on its own: one that stalls is not hidden by the other still delivering.
+        An acquisition being replaced is marked failed before it stops, and its successor starts a fresh watch."""
+        for acquisition in self._running_acquisitions():
+            yield (f"the acquisition of {acquisition.channels}", acquisition.heard_at, acquisition.interval_usec)
+
+    def _fail(self, error: BoardError) -> None:
+        """The board is dead: no acquisition delivers past the failure (a stalled driver that wakes up later
+        must not add data to a recording that has ended); the tasks are stopped off the caller's thread."""
+        super()._fail(error)
+        for acquisition in (self._analog_input, self._digital_input):
+            if acquisition is not None and not acquisition._closed:
+                acquisition.failed = True
+                threading.Thread(target=acquisition.close, name="hwlink-nidaq-stop", daemon=True).start()
 
     # ----- lifetime --------------------------------------------------------------------------------------
     def _close(self) -> None:

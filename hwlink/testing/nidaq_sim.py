@@ -19,7 +19,10 @@ What a simulated device does:
 * counter output pulse trains (high/low times coerced to the 100 MHz timebase), on the counter's default
   terminal or the PFI line set with ``co_pulse_term``;
 * resource conflicts (one AI and one DI timing engine per device, one task per counter: -50103), unknown devices
-  (-200220) and channels (-200170), and injected errors (``inject_error``).
+  (-200220) and channels (-200170), and injected errors (``inject_error``);
+* a stalled driver (``stall_events``): an acquisition whose every-N-samples events stop while the task still
+  reports running and its samples can still be read, as when a driver hangs or a device drops off the bus without
+  an error.
 
 Use ``with SimulatedNidaq() as sim:`` around code that uses nidaqmx, or run the hwlink command line against it:
 ``python -m hwlink.testing.nidaq_sim read port0/line1 -b nidaq://Dev1 --duration 2s``.
@@ -196,6 +199,7 @@ class _SimTask:
         self.period_ns = 0.0
         self.read_position = 0
         self.every_n: tuple[int, Callable[..., Any]] | None = None
+        self.stalled = False  # every-N-samples events no longer fire (see SimulatedNidaq.stall_events)
         self.event_thread: threading.Thread | None = None
         self.stop_event = threading.Event()
         self.pending_waveform: np.ndarray | None = None
@@ -303,6 +307,21 @@ class SimulatedNidaq(BaseInterpreter):
         with self._lock:
             self._injected.append(_Injected(code, operation, channel, after_samples, message))
 
+    def stall_events(self, channel: str | None = None, after_samples: int = 0) -> None:
+        """Stall the next acquisition that reaches ``after_samples``: its every-N-samples events stop for good.
+
+        The task stays running (``running_tasks`` lists it, reads still return samples, no error is raised), as
+        with a hung driver; only stopping the task ends the stall. Events whose block ends at or before
+        ``after_samples`` still fire; ``channel`` ("Dev1/ai0") narrows which task stalls.
+        """
+        with self._lock:
+            self._injected.append(_Injected(0, "stall", channel, after_samples, ""))
+
+    def stalled_tasks(self) -> list[str]:
+        """Running tasks whose events a stall has stopped."""
+        with self._lock:
+            return [task.name for task in self._tasks.values() if task.running and task.stalled]
+
     def sample_time_ns(self, device: str, channel: str, index: int) -> int:
         """When the running acquisition that samples ``channel`` took sample ``index`` (monotonic ns)."""
         with self._lock:
@@ -359,7 +378,7 @@ class SimulatedNidaq(BaseInterpreter):
                     continue
                 if injected.channel and injected.channel not in names:
                     continue
-                if operation == "read" and end_sample <= injected.after_samples:
+                if operation in ("read", "stall") and end_sample <= injected.after_samples:
                     continue
                 self._injected.remove(injected)
                 return injected
@@ -483,6 +502,7 @@ class SimulatedNidaq(BaseInterpreter):
             self._reserve(sim_task)
             sim_task.running = True
             sim_task.stop_event.clear()
+            sim_task.stalled = False
             sim_task.read_position = 0
             sim_task.t0_ns = clock_ns()
             if sim_task.rate_hz:
@@ -624,6 +644,10 @@ class SimulatedNidaq(BaseInterpreter):
                 if task.stop_event.wait(max(0.0, (due_ns - clock_ns()) / 1e9)):
                     return
                 events += 1
+                if not task.stalled and self._take_injected("stall", task, events * n) is not None:
+                    task.stalled = True
+                if task.stalled:
+                    continue  # the hardware goes on acquiring; the driver just never says so
                 try:
                     callback(task.handle, _EVENT_ACQUIRED_INTO_BUFFER, n, None)
                 except BaseException as error:  # noqa: BLE001 - DAQmx swallows callback failures too
