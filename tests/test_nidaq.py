@@ -333,7 +333,7 @@ def test_analog_input_follows_a_drifting_sample_clock() -> None:
                  board.clock.start_ns) / 1000
         nominal_span = 1199 * 500.0
         assert truth[-1] - truth[0] < nominal_span - 10_000  # 2 %: 12 ms shorter than nominal over 0.6 s
-        assert np.abs(stamps[600:] - truth[600:]).max() < 10_000  # a 2 % drift is 12 ms here; loose for a loaded machine
+        assert np.abs(stamps[600:] - truth[600:]).max() < 6_000  # uncorrected, the 2 % drift leaves 6-12 ms here; loose for a loaded machine
 
 
 def test_analog_readings_for_subscribers_that_name_the_line(board: NidaqBoard, sim: SimulatedNidaq) -> None:
