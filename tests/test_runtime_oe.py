@@ -314,7 +314,10 @@ def test_spikes_from_threshold_crossings_reach_handle_spike_read_only(chain: obj
         assert np.array_equal(np.float32(first), raw_data[sample - 8: sample + 32, channel])
     assert electrodes <= {"Electrode 1", "Electrode 2"}
     with h5py.File(chain.path / "ttl2" / "ttl2.h5") as ttl2:  # events sent from handle_spike left with a block
-        assert set(ttl2["line_ids"][:]) == {5} and len(ttl2["line_ids"]) >= len(spikes) - 2
+        # events still queued at stop are dropped, as the plugin drops them: on a loaded machine (or the portable
+        # worker channel) the last few spikes may arrive after the last block
+        in_flight = max(2, len(spikes) // 20)
+        assert set(ttl2["line_ids"][:]) == {5} and len(spikes) >= len(ttl2["line_ids"]) >= len(spikes) - in_flight
 
 
 def test_recording_directory_becomes_a_dataset_only_when_written(chain: object) -> None:
