@@ -625,3 +625,18 @@ def test_windows_console_handler_is_installed_and_removed(monkeypatch: pytest.Mo
     finished_later.join(5)
     assert seen == [_console.console_event_signal(), 1]  # returned (handled) once the block was left
     assert [call[2] for call in calls if call[0] == "SetConsoleCtrlHandler"] == [True, False]
+
+
+def test_tsync_publishes_without_copy_file_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows and macOS have no os.copy_file_range: a tsync writer's atomic republish copies by read/write."""
+    from hwlink.sync.tsync import TSyncWriter, read_tsync
+
+    monkeypatch.delattr(os, "copy_file_range", raising=False)
+    path = tmp_path / "x.tsync"
+    writer = TSyncWriter(path, block_size=4)
+    writer.add_many(list(range(10)), list(range(0, 20, 2)))
+    writer.flush()  # two complete blocks copied forward, the block in progress terminated
+    assert read_tsync(path).times[:, 1].tolist() == list(range(0, 20, 2))
+    writer.add(10, 20)
+    writer.close()
+    assert read_tsync(path).times[:, 0].tolist() == list(range(11))

@@ -18,7 +18,7 @@ import sys
 from hwlink.platform import _threads
 from hwlink.platform._clock import CLOCK_NAME, clock_ns, clock_resolution_sec
 from hwlink.platform._console import setup_console, stop_signal_numbers, stop_signals
-from hwlink.platform._files import fsync_directory, replace_file
+from hwlink.platform._files import copy_prefix, fsync_directory, replace_file
 from hwlink.platform._pty import has_pty, open_raw_pty
 from hwlink.platform._switches import ENV, SEAMS, SYSTEM, forced_seams, portable
 from hwlink.platform._threads import (
@@ -46,7 +46,8 @@ from hwlink.platform._workers import (
 
 __all__ = [
     "CLOCK_NAME", "ENV", "SEAMS", "SYSTEM", "Priority", "Waker", "WorkerStartError", "clock_ns",
-    "clock_resolution_sec", "coarse_timeout", "connect_to_engine", "describe", "forced_seams", "fsync_directory",
+    "clock_resolution_sec", "coarse_timeout", "connect_to_engine", "copy_prefix", "describe", "forced_seams",
+    "fsync_directory",
     "has_pty", "inherits_sockets", "loopback_pair", "lower_priority", "main_thread_runnable_sec", "make_thread_timely",
     "obtained",
     "open_raw_pty", "orphan_protection", "own_nice", "portable", "replace_file", "restore_priority", "set_nice",

@@ -9,9 +9,11 @@ retried for a while before the error is passed on. On POSIX a PermissionError is
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from hwlink.platform._switches import IS_WINDOWS, portable
 
@@ -55,3 +57,29 @@ def replace_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
                 raise
             time.sleep(backoff)
             backoff = min(backoff * 2, 0.1)
+
+
+def copy_prefix(source: BinaryIO, target: BinaryIO, length: int) -> None:
+    """Copy the first ``length`` bytes of ``source`` to ``target``: in the kernel with ``copy_file_range`` where
+    the OS has it (Linux; not Windows or macOS, nor when forced portable), else by reading and writing."""
+    done = 0
+    copy_range = None if portable("files") else getattr(os, "copy_file_range", None)
+    if copy_range is not None:
+        try:
+            while done < length:
+                moved = copy_range(source.fileno(), target.fileno(), length - done)
+                if moved == 0:
+                    break
+                done += moved
+            return
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+                raise
+    source.seek(done)
+    target.seek(done)
+    while done < length:
+        chunk = source.read(min(1 << 20, length - done))
+        if not chunk:
+            break
+        target.write(chunk)
+        done += len(chunk)

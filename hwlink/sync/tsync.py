@@ -15,7 +15,6 @@ silently.
 
 from __future__ import annotations
 
-import errno
 import json
 import operator
 import os
@@ -36,6 +35,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import xxhash
 
+from hwlink import platform
 from hwlink.errors import ConfigError, HwlinkError
 
 __all__ = [
@@ -531,7 +531,7 @@ class TSyncWriter:
             with open(temp, "wb", buffering=0) as out:
                 if self._published_blocks:
                     with open(self.path, "rb", buffering=0) as published:
-                        _copy_prefix(published, out, len(self._header) + self._published_blocks * self._block_bytes)
+                        platform.copy_prefix(published, out, len(self._header) + self._published_blocks * self._block_bytes)
                 else:
                     out.write(self._header)
                 for block in self._done:
@@ -602,29 +602,6 @@ class TSyncWriter:
             except TSyncError:
                 pass
 
-
-def _copy_prefix(source: Any, target: Any, length: int) -> None:
-    """Copy the first ``length`` bytes of ``source`` to ``target`` (in the kernel where it can)."""
-    done = 0
-    try:
-        while done < length:
-            moved = os.copy_file_range(source.fileno(), target.fileno(), length - done)
-            if moved == 0:
-                break
-            done += moved
-    except OSError as error:
-        if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
-            raise
-        source.seek(done)
-        target.seek(done)
-        while done < length:
-            chunk = source.read(min(1 << 20, length - done))
-            if not chunk:
-                break
-            target.write(chunk)
-            done += len(chunk)
-    if done != length:
-        raise OSError(errno.EIO, f"the published file is shorter than its {length} verified bytes")
 
 
 class _Flusher:
