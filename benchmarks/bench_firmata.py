@@ -143,13 +143,13 @@ def real_time(enabled: bool):
     (``make_thread_timely``); without real time it gets only the 1 µs timer slack. pymata4's threads inherit the
     policy of the thread that creates them, so with real time the board is opened from a SCHED_FIFO thread."""
     import hwlink.drivers.firmata as firmata_driver
-    from hwlink.drivers import realtime
+    from hwlink.platform import _threads as realtime
 
     original = firmata_driver.make_thread_timely
     if not enabled:
         def slack_only() -> bool:
             with contextlib.suppress(OSError, AttributeError):
-                realtime.ctypes.CDLL(None).prctl(realtime.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+                realtime._libc().prctl(realtime.PR_SET_TIMERSLACK, 1, 0, 0, 0)
             return False
 
         firmata_driver.make_thread_timely = slack_only

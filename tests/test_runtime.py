@@ -387,7 +387,10 @@ to = "lines.in"
         stamps = readings["timestamps"][:]
     rises = stamps[1:][np.diff(values.astype(int)) == 1]
     assert len(rises) == 10  # START for 1000 ms at 100 ms period
-    assert np.all(np.abs(np.diff(rises) - 100_000) < 60_000)  # loose: the machine is shared
+    # The period is the generator's: judged by the median gap, so one scheduler stall on a loaded machine (which
+    # bunches the pulse after it) does not decide the test; the ten pulses still span the 1 s START window.
+    assert abs(np.median(np.diff(rises)) - 100_000) < 20_000
+    assert 600_000 < rises[-1] - rises[0] < 1_500_000
     collection = edlio.load(str(run.path))  # commands of both kinds recorded as CSV tables
     header, *commands = list(collection.dataset_by_name("sent").read_data())
     assert header == ["time_usec", "kind", "line_id", "value", "duration_usec", "flags"]
