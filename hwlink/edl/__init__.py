@@ -1,5 +1,9 @@
 """Experiment Directory Layout (EDL) collections: the tree, its manifests, and data writers.
 
+One module per concept of the on-disk tree: ``unit`` (what collections, groups and datasets share),
+``collection``, ``group``, ``dataset``, ``datafile`` (a manifest's data entries and their parts), ``loading``
+(reading a tree back from its manifests); ``signals`` and ``tables`` write the data files.
+
 Stands alone (no driver, runtime or CLI imports) so recorders of every kind can use it::
 
     from hwlink.edl import Collection
@@ -10,7 +14,12 @@ Stands alone (no driver, runtime or CLI imports) so recorders of every kind can 
         signals.append(timestamps_usec, samples)        # closed (and flushed) with the collection
 """
 
+from hwlink.edl.collection import Collection
+from hwlink.edl.datafile import DataFile, DataPart
+from hwlink.edl.dataset import Dataset
+from hwlink.edl.group import CreateFlag, Group
 from hwlink.edl.ids import uuid7
+from hwlink.edl.loading import load
 from hwlink.edl.signals import (
     LAYOUT_LINE_READINGS,
     LAYOUT_SIGNALS,
@@ -21,18 +30,7 @@ from hwlink.edl.signals import (
     read_signal_file,
 )
 from hwlink.edl.tables import TableWriteError, TableWriter, read_table
-from hwlink.edl.tree import (
-    Collection,
-    CreateFlag,
-    DataFile,
-    DataPart,
-    Dataset,
-    EdlError,
-    Group,
-    Unit,
-    load,
-    sanitize_name,
-)
+from hwlink.edl.unit import EdlError, Unit, sanitize_name
 
 __all__ = [
     "Collection", "CreateFlag", "DataFile", "DataPart", "Dataset", "EdlError", "Group", "Unit", "load",

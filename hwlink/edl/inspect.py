@@ -16,10 +16,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hwlink.edl.collection import Collection
+from hwlink.edl.datafile import DataFile
+from hwlink.edl.dataset import Dataset
 from hwlink.edl.files import media_type_of
+from hwlink.edl.group import Group
+from hwlink.edl.loading import load
 from hwlink.edl.tables import read_table
-from hwlink.edl.tree import ATTRIBUTES, MANIFEST, Collection, DataFile, Dataset, EdlError, Group, Unit, load, \
-    sanitize_name
+from hwlink.edl.unit import ATTRIBUTES, MANIFEST, EdlError, Unit, sanitize_name
 
 # A reader returns (rows, (first, last) master-clock µs or None, problems).
 FileReader = Callable[[Path], tuple[int, tuple[int, int] | None, list[str]]]

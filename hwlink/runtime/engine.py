@@ -29,8 +29,7 @@ from typing import Any, TextIO
 from hwlink import __version__
 from hwlink.clock import MasterClock
 from hwlink.drivers.info import board_attributes, clock_start_attributes, host_attributes
-from hwlink.edl import Collection, CreateFlag, Dataset, uuid7
-from hwlink.edl.tree import sanitize_name
+from hwlink.edl import Collection, CreateFlag, Dataset, sanitize_name, uuid7
 from hwlink import platform
 from hwlink.errors import HwlinkError
 from hwlink.platform import clock_ns
