@@ -114,7 +114,7 @@ def measure_dispatch(round_trips: int, flood: int) -> dict[str, list[float]]:
     from hwlink.lines import LineReading
     from hwlink.platform import clock_ns, start_worker
     from hwlink.runtime.ipc import Channel, control_message, data_message
-    from hwlink.runtime.types import DataType, encode
+    from hwlink.runtime.datatypes import DataType, encode
 
     process, sock = start_worker(["-c", WORKER], env=dict(os.environ), cwd=os.getcwd())
     channel = Channel(sock, blocking_send=False)

@@ -24,7 +24,7 @@ from hwlink.lines import LineModeFlags, LineReading
 from hwlink.runtime import Engine
 from benchmarks import _harness as harness
 from hwlink.runtime.ipc import HEADER, Channel, data_message
-from hwlink.runtime.types import DataType, decode, encode
+from hwlink.runtime.datatypes import DataType, decode, encode
 
 GOAL_P99_MS = 0.5
 GOAL_ITEMS_PER_SEC = 100_000

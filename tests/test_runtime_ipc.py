@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from hwlink.lines import ControlCommand, ControlCommandKind, LineCommand, LineCommandKind, LineModeFlags, LineReading
 from hwlink.runtime.ipc import CONTROL, DATA, Channel, data_message
-from hwlink.runtime.types import (
+from hwlink.runtime.datatypes import (
     DataType,
     Frame,
     SignalBlockF32,

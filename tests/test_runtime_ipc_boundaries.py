@@ -24,7 +24,7 @@ from hwlink.runtime.ipc import (
     control_message,
     data_message,
 )
-from hwlink.runtime.types import (
+from hwlink.runtime.datatypes import (
     DataType,
     Frame,
     SignalBlockF32,

@@ -17,7 +17,7 @@ from hwlink.errors import HwlinkError
 from hwlink.lines import ControlCommand, ControlCommandKind, LineCommand, LineModeFlags, LineReading, SignalBlock
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.module import InPort, Module, RunContext
-from hwlink.runtime.types import DataType, from_line_signal_block
+from hwlink.runtime.datatypes import DataType, from_line_signal_block
 
 
 class BoardModule(Module):

@@ -41,7 +41,7 @@ from hwlink.runtime.lsl_module import LslOutletModule
 from hwlink.runtime.recorder import RecorderModule
 from hwlink.runtime.script_module import OEProcessorModule, PythonModule, ScriptModule, WorkerFailed
 from hwlink.runtime.spikes import SpikeDetectorModule
-from hwlink.runtime.types import can_connect
+from hwlink.runtime.datatypes import can_connect
 
 MODULE_KINDS: dict[str, type[Module]] = {cls.kind: cls for cls in (
     BoardModule, ScriptModule, PythonModule, OEProcessorModule, RecorderModule, CameraModule, SignalSourceModule,

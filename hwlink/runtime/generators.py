@@ -13,7 +13,7 @@ from hwlink.errors import ConfigError
 from hwlink.lines import ControlCommand, ControlCommandKind, LineCommand, LineCommandKind, LineModeFlags
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.module import InPort, Module, PacedThread, RunContext
-from hwlink.runtime.types import SIGNAL_CLASSES, DataType, Frame, MetaSize, signal_type_for
+from hwlink.runtime.datatypes import SIGNAL_CLASSES, DataType, Frame, MetaSize, signal_type_for
 from hwlink.units import parse_frequency_hz
 
 # Limits checked before anything is allocated (an experiment file is user input).

@@ -37,7 +37,7 @@ from hwlink.errors import HwlinkError
 from hwlink.runtime import control as ctl
 from hwlink.runtime.ipc import CONTROL, DATA, Channel, Message, data_message
 from hwlink.runtime.ports import InputPort, OutputPort, SyntalosPyError
-from hwlink.runtime.types import DataType, decode, parse_data_type
+from hwlink.runtime.datatypes import DataType, decode, parse_data_type
 
 _RUNTIME_DIR = str(Path(__file__).resolve().parent)
 OUTBOX_FLUSH_BYTES = 1 << 16

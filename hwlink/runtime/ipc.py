@@ -5,7 +5,7 @@ Why this IPC: a Unix socket pair costs at most one syscall per message (a few µ
 needs no shared-memory bookkeeping, reports a dead peer as EOF at once, and the kernel buffer lets the reader
 take many small messages in one ``recv`` (throughput). Every message is an 8-byte header
 (payload length u32, kind u8, data type u8, port index u16) and a payload: stream items use the compact
-encodings of ``hwlink.runtime.types``; rare lifecycle messages are pickled (``hwlink.runtime.control``).
+encodings of ``hwlink.runtime.datatypes``; rare lifecycle messages are pickled (``hwlink.runtime.control``).
 
 The engine side never blocks the thread that sends (a driver's reading thread must keep timestamping): it
 tries a non-blocking send and leaves whatever the socket did not take to a flusher thread. The worker side

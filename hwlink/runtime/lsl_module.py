@@ -22,7 +22,7 @@ from hwlink.drivers.lsl_outlet import LineOutlet, MarkerOutlet, ReorderBuffer, S
 from hwlink.errors import ConfigError
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.module import InPort, Module, RunContext
-from hwlink.runtime.types import SIGNAL_TYPES, DataType
+from hwlink.runtime.datatypes import SIGNAL_TYPES, DataType
 
 
 class LslOutletModule(Module):

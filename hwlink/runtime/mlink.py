@@ -31,7 +31,7 @@ from hwlink.lines import (
 from hwlink.runtime import clocksync
 from hwlink.runtime.ports import InputPort, OutputPort, SyntalosPyError
 from hwlink.runtime.storage import EdlDataset, EdlGroup, root_group
-from hwlink.runtime.types import (
+from hwlink.runtime.datatypes import (
     DataType,
     Frame,
     MetaSize,

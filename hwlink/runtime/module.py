@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from hwlink.clock import MasterClock
 from hwlink.platform import clock_ns
-from hwlink.runtime.types import SIGNAL_TYPES, DataType, convert_signal
+from hwlink.runtime.datatypes import SIGNAL_TYPES, DataType, convert_signal
 
 if TYPE_CHECKING:
     from hwlink.edl import Collection, Dataset

@@ -39,7 +39,7 @@ import numpy as np
 from hwlink.lines import LineReading
 from hwlink.runtime.oe_pyprocessor import PythonProcessor
 from hwlink.runtime.ports import SyntalosPyError
-from hwlink.runtime.types import SignalBlockF32
+from hwlink.runtime.datatypes import SignalBlockF32
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from hwlink.runtime.control import ControlMessage, OutputMetadata, Throttle
-from hwlink.runtime.types import DataType, MetaSize, check_item, encode
+from hwlink.runtime.datatypes import DataType, MetaSize, check_item, encode
 
 
 class SyntalosPyError(Exception):

@@ -19,7 +19,7 @@ import numpy as np
 
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.module import InPort, Module, RunContext
-from hwlink.runtime.types import SIGNAL_TYPES, DataType
+from hwlink.runtime.datatypes import SIGNAL_TYPES, DataType
 
 _END = object()
 FRAME_FLUSH_EVERY = 30

@@ -28,7 +28,7 @@ from hwlink import platform
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.ipc import CONTROL, DATA, Channel, Message, data_message
 from hwlink.runtime.module import InPort, Module, RunContext
-from hwlink.runtime.types import DataType, decode, encode, parse_data_type
+from hwlink.runtime.datatypes import DataType, decode, encode, parse_data_type
 
 LOAD_TIMEOUT_SEC = 60.0
 PREPARE_TIMEOUT_SEC = 60.0

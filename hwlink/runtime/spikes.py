@@ -20,7 +20,7 @@ import numpy as np
 
 from hwlink.runtime.experiment import ModuleSpec, Settings
 from hwlink.runtime.module import InPort, Module, RunContext
-from hwlink.runtime.types import DataType
+from hwlink.runtime.datatypes import DataType
 
 HEADER = ["source_node", "electrode_name", "num_channels", "num_samples", "sample_number", "sorted_id"]
 _GROUP_NAMES = {1: "Electrode", 2: "Stereotrode", 4: "Tetrode"}

@@ -27,7 +27,7 @@ from hwlink.runtime.host import FATAL, GIL_SWITCH_INTERVAL_SEC, Host, format_use
 from hwlink.runtime.ipc import CONTROL, Channel
 from hwlink.runtime.oe import OEAdapter
 from hwlink.runtime.ports import SyntalosPyError
-from hwlink.runtime.types import DataType
+from hwlink.runtime.datatypes import DataType
 
 FORMS = ("script", "python-module", "oe-processor")
 
